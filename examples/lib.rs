@@ -1,0 +1,1 @@
+//! Shared helpers of the diff4steer examples.
