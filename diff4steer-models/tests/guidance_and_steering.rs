@@ -7,7 +7,7 @@ use burn::tensor::Tensor;
 use common::*;
 use diff4steer_core::{
     karras, Conditioning, Denoiser, GaussianMixture, GuidanceCondition, LinearGuidance,
-    SeededNoise, Similarity, SphereProjection, SteeringTarget, Steered,
+    SeededNoise, Similarity, SphereProjection, Steered, SteeringTarget,
 };
 use diff4steer_models::{Sampler, SamplerKind};
 
@@ -29,7 +29,15 @@ fn heun() -> Sampler {
 }
 
 fn sample<D: Denoiser<TestBackend>>(denoiser: &D, n: usize, seed: u64) -> Vec<Vec<f64>> {
-    rows(heun().sample(denoiser, &conditioned(n, &QUERY), &mut SeededNoise::new(seed)).unwrap())
+    rows(
+        heun()
+            .sample(
+                denoiser,
+                &conditioned(n, &QUERY),
+                &mut SeededNoise::new(seed),
+            )
+            .unwrap(),
+    )
 }
 
 #[test]
@@ -67,10 +75,16 @@ fn larger_cfg_concentrates_on_the_dominant_component() {
         let guided = LinearGuidance::classifier_free(mixture.clone(), w).unwrap();
         let fraction = fraction_in(&mixture, &sample(&guided, 1500, 9), 0);
         println!("w = {w}: fraction in the dominant component {fraction:.3}");
-        assert!(fraction > previous + 0.05, "w = {w}: {fraction} not above {previous}");
+        assert!(
+            fraction > previous + 0.05,
+            "w = {w}: {fraction} not above {previous}"
+        );
         previous = fraction;
     }
-    assert!(previous > 0.8, "w = 3 should put most samples on the dominant mode: {previous}");
+    assert!(
+        previous > 0.8,
+        "w = 3 should put most samples on the dominant mode: {previous}"
+    );
 }
 
 #[test]
@@ -101,7 +115,11 @@ fn composed_conditions_equal_the_weighted_formula() {
     let x = tensor::<TestBackend>(&[vec![0.3, 1.0], vec![-1.0, 2.0]]);
     let sigma = Tensor::from_floats([0.7, 2.0], &Default::default());
     let cond = conditioned::<TestBackend>(2, &QUERY);
-    let d = |c: &Conditioning<TestBackend>| mixture.denoise(x.clone(), sigma.clone(), &c.fit_batch(2).unwrap()).unwrap();
+    let d = |c: &Conditioning<TestBackend>| {
+        mixture
+            .denoise(x.clone(), sigma.clone(), &c.fit_batch(2).unwrap())
+            .unwrap()
+    };
     let null = d(&cond.to_null());
     let expected = null.clone()
         + (d(&cond) - null.clone()).mul_scalar(1.5)
@@ -151,7 +169,9 @@ fn positive_steering_raises_the_cosine_to_the_steering_embedding() {
         .unwrap();
         let up = mean_cosine(&sample(&toward, 800, 6), &e);
         let down = mean_cosine(&sample(&away, 800, 6), &e);
-        println!("{similarity:?}: mean cosine to e {base:.3}; steered toward {up:.3}, away {down:.3}");
+        println!(
+            "{similarity:?}: mean cosine to e {base:.3}; steered toward {up:.3}, away {down:.3}"
+        );
         assert!(up > base + 0.05, "{similarity:?}: {base} → {up}");
         assert!(down < base - 0.05, "{similarity:?}: {base} → {down}");
     }
@@ -159,11 +179,17 @@ fn positive_steering_raises_the_cosine_to_the_steering_embedding() {
 
 #[test]
 fn sphere_projection_puts_samples_on_the_unit_sphere() {
-    let mixture = GaussianMixture::isotropic(vec![vec![0.8, 0.6], vec![-0.6, 0.8]], 0.01, vec![1.0, 1.0]).unwrap();
+    let mixture =
+        GaussianMixture::isotropic(vec![vec![0.8, 0.6], vec![-0.6, 0.8]], 0.01, vec![1.0, 1.0])
+            .unwrap();
     let projected = SphereProjection::unit(mixture);
     let samples = rows(
         heun()
-            .sample(&projected, &conditioned::<TestBackend>(200, &[0.5, 0.5]), &mut SeededNoise::new(1))
+            .sample(
+                &projected,
+                &conditioned::<TestBackend>(200, &[0.5, 0.5]),
+                &mut SeededNoise::new(1),
+            )
             .unwrap(),
     );
     for s in samples {

@@ -17,7 +17,10 @@ fn fine_grid() -> diff4steer_core::Sigmas {
     karras(128, 0.002, 80.0, 7.0).unwrap()
 }
 
-fn null_rows<B: burn::tensor::backend::Backend>(n: usize, mixture: &GaussianMixture) -> Conditioning<B> {
+fn null_rows<B: burn::tensor::backend::Backend>(
+    n: usize,
+    mixture: &GaussianMixture,
+) -> Conditioning<B> {
     Conditioning::unconditional(n, mixture.components(), &Default::default()).unwrap()
 }
 
@@ -33,8 +36,12 @@ fn closed_form(mixture: &GaussianMixture, points: &[Vec<f64>]) -> Vec<f64> {
 fn exact_trace_likelihood_matches_a_gaussian_density() {
     // Centred near 0: the terminal density N(0, σ_max² I) of the method is then (almost) the exact
     // p_{σ_max}; a mean far from 0 adds a mismatch of order ⟨x − μ, μ⟩/(σ_max·√v) nats.
-    let gaussian =
-        GaussianMixture::new(vec![vec![0.1, -0.2, 0.0]], vec![vec![0.3, 1.2, 0.05]], vec![1.0]).unwrap();
+    let gaussian = GaussianMixture::new(
+        vec![vec![0.1, -0.2, 0.0]],
+        vec![vec![0.3, 1.2, 0.05]],
+        vec![1.0],
+    )
+    .unwrap();
     let points = gaussian.sample(12, 3, None).unwrap();
     let got = log_likelihood(
         &gaussian,
@@ -97,11 +104,18 @@ fn hutchinson_estimate_converges_to_the_exact_trace() {
     let exact = run(TraceEstimator::Exact);
     let error = |probes: usize| {
         let got = run(TraceEstimator::Hutchinson { probes, seed: 1 });
-        got.iter().zip(&exact).map(|(g, e)| (g - e).abs()).sum::<f64>() / exact.len() as f64
+        got.iter()
+            .zip(&exact)
+            .map(|(g, e)| (g - e).abs())
+            .sum::<f64>()
+            / exact.len() as f64
     };
     let (few, many) = (error(1), error(64));
     println!("Hutchinson vs exact trace: 1 probe {few:.4} nats, 64 probes {many:.4} nats");
-    assert!(few > 1e-3, "the Jacobian should have off-diagonal terms here: {few}");
+    assert!(
+        few > 1e-3,
+        "the Jacobian should have off-diagonal terms here: {few}"
+    );
     // Monte-Carlo error falls as 1/√probes: 64 probes should be ~8× closer than one.
     assert!(many < few / 4.0, "1 probe {few}, 64 probes {many}");
     // The same seed gives the same estimate.
@@ -125,7 +139,9 @@ fn inversion_then_regeneration_returns_the_input() {
     let noise = invert(&mixture, tensor::<TestBackend>(&points), &cond, &grid()).unwrap();
     // Exact data inverts to Gaussian noise of standard deviation σ_max.
     let noise_rows = rows(noise.clone());
-    let std = (noise_rows.iter().flatten().map(|v| v * v).sum::<f64>() / (2.0 * points.len() as f64)).sqrt();
+    let std = (noise_rows.iter().flatten().map(|v| v * v).sum::<f64>()
+        / (2.0 * points.len() as f64))
+        .sqrt();
     assert!((std / 80.0 - 1.0).abs() < 0.15, "inverted noise std {std}");
     let regenerated = Sampler::new(SamplerKind::Heun, grid())
         .unwrap()
@@ -134,7 +150,12 @@ fn inversion_then_regeneration_returns_the_input() {
     let worst = rows(regenerated)
         .iter()
         .zip(&points)
-        .map(|(a, b)| a.iter().zip(b).map(|(u, v)| (u - v).abs()).fold(0.0, f64::max))
+        .map(|(a, b)| {
+            a.iter()
+                .zip(b)
+                .map(|(u, v)| (u - v).abs())
+                .fold(0.0, f64::max)
+        })
         .fold(0.0, f64::max);
     println!("round trip: largest coordinate error {worst:.5}");
     // 64 Heun steps each way; the modes are 3–6 apart and have standard deviations ≥ 0.3.
