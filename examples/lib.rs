@@ -1,1 +1,4 @@
-//! Shared helpers of the diff4steer examples.
+//! Helpers shared by the diff4steer example programs: atomic file output and scatter plots.
+
+pub mod atomic;
+pub mod scatter;

@@ -101,7 +101,7 @@ pub fn repeat_rows_to<B: Backend>(
     if rows == batch {
         return Ok(tensor);
     }
-    if rows == 0 || batch == 0 || batch % rows != 0 {
+    if rows == 0 || batch == 0 || !batch.is_multiple_of(rows) {
         return Err(CoreError::BatchMismatch {
             what,
             expected: batch,
