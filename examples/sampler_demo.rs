@@ -13,7 +13,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData};
 use clap::Parser;
 use diff4steer_core::tensor_util::to_host_f32;
@@ -22,7 +21,7 @@ use diff4steer_examples::atomic::write_atomic;
 use diff4steer_examples::scatter::{render_svg, Panel};
 use diff4steer_models::{Sampler, SamplerKind};
 
-type B = NdArray<f32>;
+type B = diff4steer_models::backend::CpuBackend;
 
 /// Command-line options.
 #[derive(Parser, Debug)]
@@ -54,8 +53,18 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let device = Default::default();
     let mixture = GaussianMixture::new(
-        vec![vec![-3.0, 3.0], vec![3.0, 3.0], vec![-3.0, -3.0], vec![3.0, -3.0]],
-        vec![vec![0.5, 0.2], vec![0.2, 0.5], vec![0.4, 0.4], vec![0.8, 0.1]],
+        vec![
+            vec![-3.0, 3.0],
+            vec![3.0, 3.0],
+            vec![-3.0, -3.0],
+            vec![3.0, -3.0],
+        ],
+        vec![
+            vec![0.5, 0.2],
+            vec![0.2, 0.5],
+            vec![0.4, 0.4],
+            vec![0.8, 0.1],
+        ],
         vec![1.0; 4],
     )?;
     let guided = LinearGuidance::classifier_free(mixture.clone(), args.guidance)?;
@@ -68,7 +77,10 @@ fn main() -> Result<()> {
             .enumerate()
             .map(|(q, (name, w))| {
                 let points = mixture.sample(args.samples, args.seed + q as u64, Some(w))?;
-                Ok((name.to_string(), points.iter().map(|p| (p[0], p[1])).collect()))
+                Ok((
+                    name.to_string(),
+                    points.iter().map(|p| (p[0], p[1])).collect(),
+                ))
             })
             .collect::<Result<_>>()?,
     }];
@@ -76,21 +88,28 @@ fn main() -> Result<()> {
         "{} samples per query, {} steps, guidance w = {}",
         args.samples, args.steps, args.guidance
     );
-    println!("{:<9} {:<8} {:>34}  {:>8}", "sampler", "query", "share per mode (exact weights)", "time");
+    println!(
+        "{:<9} {:<8} {:>34}  {:>8}",
+        "sampler", "query", "share per mode (exact weights)", "time"
+    );
     for kind in SamplerKind::ALL {
         let sampler = Sampler::new(kind, sigmas.clone())?;
         let mut groups = Vec::new();
         for (q, (name, weights)) in QUERIES.iter().enumerate() {
             let row: Vec<f32> = weights.iter().map(|&w| w as f32).collect();
-            let cond = Conditioning::<B>::new(Tensor::from_data(TensorData::new(row, [1, 4]), &device))?
-                .fit_batch(args.samples)?;
+            let cond =
+                Conditioning::<B>::new(Tensor::from_data(TensorData::new(row, [1, 4]), &device))?
+                    .fit_batch(args.samples)?;
             // One noise stream per sample: query q's samples are global samples q·n … q·n + n − 1.
             let mut noise = SeededNoise::starting_at(args.seed, (q * args.samples) as u64);
             let start = Instant::now();
             let x = sampler.sample(&guided, &cond, &mut noise)?;
             let elapsed = start.elapsed();
             let values = to_host_f32(x)?;
-            let points: Vec<(f64, f64)> = values.chunks(2).map(|p| (p[0] as f64, p[1] as f64)).collect();
+            let points: Vec<(f64, f64)> = values
+                .chunks(2)
+                .map(|p| (p[0] as f64, p[1] as f64))
+                .collect();
             let mut counts = [0usize; 4];
             for &(a, b) in &points {
                 counts[mixture.component_of(&[a, b])?] += 1;
@@ -100,11 +119,21 @@ fn main() -> Result<()> {
                 .zip(weights)
                 .map(|(&c, w)| format!("{:.2}({:.1})", c as f64 / args.samples as f64, w))
                 .collect();
-            println!("{:<9} {:<8} {:>34}  {:>6.0}ms", kind.name(), name, shares.join(" "), elapsed.as_secs_f64() * 1e3);
+            println!(
+                "{:<9} {:<8} {:>34}  {:>6.0}ms",
+                kind.name(),
+                name,
+                shares.join(" "),
+                elapsed.as_secs_f64() * 1e3
+            );
             groups.push((name.to_string(), points));
         }
         panels.push(Panel {
-            title: format!("{} ({} evaluations)", kind.name(), kind.evaluations(args.steps)),
+            title: format!(
+                "{} ({} evaluations)",
+                kind.name(),
+                kind.evaluations(args.steps)
+            ),
             groups,
         });
     }

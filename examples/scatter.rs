@@ -22,7 +22,12 @@ const COLOURS: [RGBColor; 4] = [
 ///
 /// # Errors
 /// When plotters fails to lay out or draw the chart.
-pub fn render_svg(panels: &[Panel], columns: usize, x_range: (f64, f64), y_range: (f64, f64)) -> Result<String> {
+pub fn render_svg(
+    panels: &[Panel],
+    columns: usize,
+    x_range: (f64, f64),
+    y_range: (f64, f64),
+) -> Result<String> {
     let columns = columns.max(1);
     let rows = panels.len().div_ceil(columns).max(1);
     let (width, height) = (360 * columns as u32, 340 * rows as u32);
@@ -47,7 +52,11 @@ pub fn render_svg(panels: &[Panel], columns: usize, x_range: (f64, f64), y_range
             for (i, (label, points)) in panel.groups.iter().enumerate() {
                 let colour = COLOURS[i % COLOURS.len()];
                 chart
-                    .draw_series(points.iter().map(|&(x, y)| Circle::new((x, y), 1, colour.mix(0.5).filled())))
+                    .draw_series(
+                        points
+                            .iter()
+                            .map(|&(x, y)| Circle::new((x, y), 1, colour.mix(0.5).filled())),
+                    )
                     .map_err(|e| anyhow!("{e:?}"))?
                     .label(label.as_str())
                     .legend(move |(x, y)| Circle::new((x, y), 3, colour.filled()));

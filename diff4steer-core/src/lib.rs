@@ -19,11 +19,11 @@
 //!
 //! ## Quick start
 //! ```
-//! use burn::backend::NdArray;
+//! use burn::backend::Flex;
 //! use burn::tensor::Tensor;
 //! use diff4steer_core::{karras, Conditioning, Denoiser, GaussianMixture, LinearGuidance};
 //!
-//! type B = NdArray<f32>;
+//! type B = Flex<f32>;
 //! let device = Default::default();
 //! // Two well-separated modes in 2-D; the condition is the vector of component weights.
 //! let mixture = GaussianMixture::isotropic(vec![vec![-2.0, 0.0], vec![2.0, 0.0]], 0.1, vec![0.5, 0.5])?;

@@ -1,7 +1,7 @@
 //! The analytic mixture denoiser against Tweedie's formula, the steering gradient against finite
 //! differences, and the small tensor plumbing of conditionings.
 
-use burn::backend::NdArray;
+use burn::backend::Flex;
 use burn::tensor::{Tensor, TensorData};
 use diff4steer_core::tensor_util::to_host_f32;
 use diff4steer_core::{
@@ -9,7 +9,7 @@ use diff4steer_core::{
     SphereProjection, Steered, SteeringTarget,
 };
 
-type B = NdArray<f32>;
+type B = Flex<f32>;
 
 fn matrix(rows: &[Vec<f64>]) -> Tensor<B, 2> {
     let flat: Vec<f32> = rows.iter().flatten().map(|&v| v as f32).collect();

@@ -15,12 +15,10 @@
 //!
 //! ## Quick start
 //! ```
-//! use burn::backend::NdArray;
 //! use burn::tensor::Tensor;
 //! use diff4steer_core::{karras, Conditioning, GaussianMixture, LinearGuidance, SeededNoise};
-//! use diff4steer_models::{Sampler, SamplerKind};
+//! use diff4steer_models::{backend::CpuBackend as B, Sampler, SamplerKind};
 //!
-//! type B = NdArray<f32>;
 //! let device = Default::default();
 //! let mixture = GaussianMixture::isotropic(vec![vec![-2.0, 0.0], vec![2.0, 0.0]], 0.05, vec![0.5, 0.5])?;
 //! let guided = LinearGuidance::classifier_free(mixture, 1.0)?;
@@ -32,6 +30,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod backend;
 pub mod error;
 pub mod inversion;
 pub mod likelihood;

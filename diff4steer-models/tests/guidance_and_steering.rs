@@ -157,13 +157,18 @@ fn positive_steering_raises_the_cosine_to_the_steering_embedding() {
     for similarity in [Similarity::Cosine, Similarity::Dot] {
         let toward = Steered::new(
             mixture.clone(),
-            vec![SteeringTarget::new(tensor::<TestBackend>(std::slice::from_ref(&e)), 0.02).unwrap()],
+            vec![
+                SteeringTarget::new(tensor::<TestBackend>(std::slice::from_ref(&e)), 0.02).unwrap(),
+            ],
             similarity,
         )
         .unwrap();
         let away = Steered::new(
             mixture.clone(),
-            vec![SteeringTarget::new(tensor::<TestBackend>(std::slice::from_ref(&e)), -0.02).unwrap()],
+            vec![
+                SteeringTarget::new(tensor::<TestBackend>(std::slice::from_ref(&e)), -0.02)
+                    .unwrap(),
+            ],
             similarity,
         )
         .unwrap();

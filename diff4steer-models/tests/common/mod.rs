@@ -3,15 +3,11 @@
 
 #![allow(dead_code)]
 
-use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData};
 use diff4steer_core::tensor_util::to_host_f32;
 use diff4steer_core::{Conditioning, GaussianMixture};
-
-/// The CPU backend of the tests.
-pub type TestBackend = NdArray<f32>;
-/// The autodiff backend for likelihoods.
-pub type TestAutodiff = Autodiff<NdArray<f32>>;
+#[allow(unused_imports)]
+pub use diff4steer_models::backend::{CpuAutodiff as TestAutodiff, CpuBackend as TestBackend};
 
 /// Three well-separated, anisotropic components in 2-D with unequal weights.
 pub fn three_modes() -> GaussianMixture {

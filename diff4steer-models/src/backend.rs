@@ -1,0 +1,24 @@
+//! The backends this crate is built for, named once so that programs pick them at their edge.
+//!
+//! `CpuBackend` is burn-flex (SIMD + rayon) when the `flex` feature is on (the default, chosen by
+//! measurement: see BENCHMARKS.md), burn-ndarray when only `ndarray` is. GPU backends are behind
+//! the `wgpu` and `cuda` features.
+
+/// The default CPU backend (f32).
+#[cfg(feature = "flex")]
+pub type CpuBackend = burn::backend::Flex<f32>;
+/// The default CPU backend (f32).
+#[cfg(all(feature = "ndarray", not(feature = "flex")))]
+pub type CpuBackend = burn::backend::NdArray<f32>;
+
+/// [`CpuBackend`] with automatic differentiation (training, likelihoods).
+#[cfg(any(feature = "flex", feature = "ndarray"))]
+pub type CpuAutodiff = burn::backend::Autodiff<CpuBackend>;
+
+/// The wgpu backend (Vulkan, Metal, DX12; f32).
+#[cfg(feature = "wgpu")]
+pub type WgpuBackend = burn::backend::Wgpu<f32>;
+
+/// The CUDA backend (f32).
+#[cfg(feature = "cuda")]
+pub type CudaBackend = burn::backend::Cuda<f32>;
