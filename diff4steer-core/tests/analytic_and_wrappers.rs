@@ -112,8 +112,8 @@ fn similarity_gradients_match_finite_differences() {
     ] {
         let got = host(similarity_gradient(
             similarity,
-            matrix(&[x.clone()]),
-            matrix(&[e.clone()]),
+            matrix(std::slice::from_ref(&x)),
+            matrix(std::slice::from_ref(&e)),
         ));
         for j in 0..4 {
             let h = 1e-6;
@@ -138,8 +138,8 @@ fn steering_adds_sigma_squared_times_the_weighted_gradients() {
     let steered = Steered::new(
         m.clone(),
         vec![
-            SteeringTarget::new(matrix(&[e1.clone()]), 0.3).unwrap(),
-            SteeringTarget::new(matrix(&[e2.clone()]), -0.1).unwrap(),
+            SteeringTarget::new(matrix(std::slice::from_ref(&e1)), 0.3).unwrap(),
+            SteeringTarget::new(matrix(std::slice::from_ref(&e2)), -0.1).unwrap(),
         ],
         Similarity::Dot,
     )
