@@ -6,6 +6,7 @@
 //! scalings, both as plain σ grids ([`DiffusionScheme::sigmas`]) and as the (t, σ, s) triples that
 //! the general scaled ODE solver (EDM Algorithm 1) needs.
 
+use crate::sigmas::evenly_spaced;
 use crate::{CoreError, Result, Sigmas};
 
 /// A diffusion scheme of Karras et al. 2022, Table 1: σ(t), s(t) and their time discretisation.
@@ -153,16 +154,15 @@ impl DiffusionScheme {
                 reason: "a scheme's time discretisation needs at least two steps",
             });
         }
-        let frac = |i: usize| i as f64 / (n - 1) as f64;
         Ok(match *self {
-            Self::VariancePreserving { eps_s, .. } => {
-                (0..n).map(|i| 1.0 + frac(i) * (eps_s - 1.0)).collect()
-            }
+            Self::VariancePreserving { eps_s, .. } => evenly_spaced(n)
+                .map(|frac| 1.0 + frac * (eps_s - 1.0))
+                .collect(),
             Self::VarianceExploding {
                 sigma_min,
                 sigma_max,
-            } => (0..n)
-                .map(|i| sigma_max.powi(2) * (sigma_min.powi(2) / sigma_max.powi(2)).powf(frac(i)))
+            } => evenly_spaced(n)
+                .map(|frac| sigma_max.powi(2) * (sigma_min.powi(2) / sigma_max.powi(2)).powf(frac))
                 .collect(),
         })
     }

@@ -44,6 +44,15 @@ impl Sigmas {
         Ok(Self(values))
     }
 
+    /// Validates the positive grid σ_0 > … > σ_{N−1} and appends the final σ_N = 0.
+    ///
+    /// # Errors
+    /// As [`Sigmas::new`].
+    pub fn from_positive(mut positive: Vec<f64>) -> Result<Self> {
+        positive.push(0.0);
+        Self::new(positive)
+    }
+
     /// The σ values, σ_max first, 0 last.
     pub fn as_slice(&self) -> &[f64] {
         &self.0
@@ -94,6 +103,17 @@ fn check_range(name: &'static str, sigma_min: f64, sigma_max: f64) -> Result<()>
         });
     }
     Ok(())
+}
+
+/// i/(n−1) for i = 0…n−1 (just 0 for n = 1): the interpolation fractions of a grid of n values.
+pub(crate) fn evenly_spaced(n: usize) -> impl Iterator<Item = f64> {
+    (0..n).map(move |i| {
+        if n == 1 {
+            0.0
+        } else {
+            i as f64 / (n - 1) as f64
+        }
+    })
 }
 
 fn check_steps(n: usize) -> Result<()> {
