@@ -206,3 +206,41 @@ fn invalid_input_gives_typed_errors() {
     assert!(GaussianMixture::isotropic(vec![vec![0.0, 0.0]], 1.0, vec![0.0]).is_err());
     assert!(GaussianMixture::isotropic(vec![], 1.0, vec![]).is_err());
 }
+
+#[test]
+fn callback_sees_every_step_and_the_final_denoise_is_optional() {
+    use diff4steer_core::Denoiser;
+    let mixture = three_modes();
+    let sigmas = karras(10, 0.002, 80.0, 7.0).unwrap();
+    let cond = unconditional(8, &mixture);
+    for kind in SamplerKind::ALL {
+        let sampler = Sampler::new(kind, sigmas.clone()).unwrap();
+        let mut seen = Vec::new();
+        let with_final = sampler
+            .sample_with_callback(&mixture, &cond, &mut SeededNoise::new(4), |step| {
+                assert_eq!(step.x.dims(), [8, 2]);
+                assert_eq!(step.denoised.dims(), [8, 2]);
+                seen.push((step.index, step.sigma, step.sigma_next));
+            })
+            .unwrap();
+        let expected: Vec<(usize, f64, f64)> = sigmas
+            .pairs()
+            .enumerate()
+            .map(|(i, (a, b))| (i, a, b))
+            .collect();
+        assert_eq!(seen, expected, "{kind}");
+        // Without the final denoise the sampler stops at σ_min; denoising that state by hand gives
+        // the default output.
+        let at_sigma_min = sampler
+            .clone()
+            .with_final_denoise(false)
+            .sample(&mixture, &cond, &mut SeededNoise::new(4))
+            .unwrap();
+        let sigma_min = Tensor::full([8], sigmas.sigma_min(), &Default::default());
+        let by_hand = mixture
+            .denoise(at_sigma_min.clone(), sigma_min, &cond)
+            .unwrap();
+        assert!(max_abs_diff(by_hand, with_final.clone()) < 1e-6, "{kind}");
+        assert!(max_abs_diff(at_sigma_min, with_final) > 0.0, "{kind}");
+    }
+}
