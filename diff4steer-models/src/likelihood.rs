@@ -1,7 +1,7 @@
 //! Log-likelihood of given embeddings under a diffusion prior, by the probability-flow ODE.
 
 use burn::tensor::{backend::AutodiffBackend, Tensor};
-use diff4steer_core::tensor_util::{sigma_column, to_host_f32};
+use diff4steer_core::tensor_util::{matrix_from_host, sigma_column, to_host_f32};
 use diff4steer_core::{Conditioning, CoreError, Denoiser, SeededNoise, Sigmas};
 
 use crate::sampling::validate_start;
@@ -67,12 +67,7 @@ pub fn log_likelihood<B: AutodiffBackend, D: Denoiser<B>>(
                         .into_iter()
                         .map(|v| if v >= 0.0 { 1.0 } else { -1.0 })
                         .collect();
-                    diff4steer_core::tensor_util::matrix_from_host::<B>(
-                        signs,
-                        batch,
-                        dim,
-                        &x.device(),
-                    )
+                    matrix_from_host::<B>(signs, batch, dim, &x.device())
                 })
                 .collect::<std::result::Result<Vec<_>, _>>()?
         }

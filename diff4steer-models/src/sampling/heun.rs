@@ -23,19 +23,22 @@ pub struct Churn {
 }
 
 impl Default for Churn {
-    /// EDM's ImageNet-64 settings (Table 5): S_churn = 40, S_tmin = 0.05, S_tmax = 50,
-    /// S_noise = 1.003.
+    /// [`Churn::EDM_IMAGENET`].
     fn default() -> Self {
-        Self {
-            s_churn: 40.0,
-            s_tmin: 0.05,
-            s_tmax: 50.0,
-            s_noise: 1.003,
-        }
+        Self::EDM_IMAGENET
     }
 }
 
 impl Churn {
+    /// EDM's ImageNet-64 settings (Karras et al. 2022, Table 5): S_churn = 40, S_tmin = 0.05,
+    /// S_tmax = 50, S_noise = 1.003.
+    pub const EDM_IMAGENET: Churn = Churn {
+        s_churn: 40.0,
+        s_tmin: 0.05,
+        s_tmax: 50.0,
+        s_noise: 1.003,
+    };
+
     /// No churn: deterministic Heun (Algorithm 1).
     pub const NONE: Churn = Churn {
         s_churn: 0.0,

@@ -43,12 +43,7 @@ impl SamplerKind {
     pub const ALL: [SamplerKind; 5] = [
         SamplerKind::Euler,
         SamplerKind::Heun,
-        SamplerKind::EdmStochastic(Churn {
-            s_churn: 40.0,
-            s_tmin: 0.05,
-            s_tmax: 50.0,
-            s_noise: 1.003,
-        }),
+        SamplerKind::EdmStochastic(Churn::EDM_IMAGENET),
         SamplerKind::EulerMaruyama,
         SamplerKind::DpmSolverPlusPlus2M,
     ];
