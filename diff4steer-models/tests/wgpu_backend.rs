@@ -5,7 +5,7 @@
 mod common;
 
 use burn::backend::{Autodiff, Wgpu};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use common::*;
 use diff4steer_core::{karras, Conditioning, LinearGuidance, SeededNoise};
 use diff4steer_models::{log_likelihood, Sampler, SamplerKind, TraceEstimator};
@@ -42,37 +42,27 @@ fn every_sampler_agrees_with_the_cpu_backend() {
     }
 }
 
-#[test]
-fn likelihood_agrees_with_the_cpu_backend() {
+fn likelihoods_on<B: AutodiffBackend>() -> Vec<f64> {
     let mixture = three_modes();
     let points = mixture.sample(6, 2, None).unwrap();
     let grid = karras(32, 0.002, 80.0, 7.0).unwrap();
-    let run = |cpu: bool| {
-        if cpu {
-            let cond =
-                Conditioning::<TestAutodiff>::unconditional(6, 3, &Default::default()).unwrap();
-            log_likelihood(
-                &mixture,
-                tensor(&points),
-                &cond,
-                &grid,
-                TraceEstimator::Exact,
-            )
-            .unwrap()
-        } else {
-            let cond =
-                Conditioning::<Autodiff<Gpu>>::unconditional(6, 3, &Default::default()).unwrap();
-            log_likelihood(
-                &mixture,
-                tensor(&points),
-                &cond,
-                &grid,
-                TraceEstimator::Exact,
-            )
-            .unwrap()
-        }
-    };
-    let (cpu, gpu) = (run(true), run(false));
+    let cond = Conditioning::<B>::unconditional(points.len(), 3, &Default::default()).unwrap();
+    log_likelihood(
+        &mixture,
+        tensor(&points),
+        &cond,
+        &grid,
+        TraceEstimator::Exact,
+    )
+    .unwrap()
+}
+
+#[test]
+fn likelihood_agrees_with_the_cpu_backend() {
+    let (cpu, gpu) = (
+        likelihoods_on::<TestAutodiff>(),
+        likelihoods_on::<Autodiff<Gpu>>(),
+    );
     for (c, g) in cpu.iter().zip(&gpu) {
         assert!((c - g).abs() < 1e-3 * c.abs().max(1.0), "{c} vs {g}");
     }
