@@ -34,9 +34,17 @@ pub mod backend;
 pub mod error;
 pub mod inversion;
 pub mod likelihood;
+pub mod network;
+pub mod precond;
+pub mod prior;
+pub mod regression;
 pub mod sampling;
 
 pub use error::{ModelError, Result};
 pub use inversion::invert;
 pub use likelihood::{log_likelihood, TraceEstimator};
+pub use network::{ResMlp, ResMlpConfig};
+pub use precond::EdmPreconditioning;
+pub use prior::{DiffusionPrior, DiffusionPriorConfig};
+pub use regression::{RegressionConfig, RegressionLoss, RegressionModel};
 pub use sampling::{sample_scheme_ode, Churn, Sampler, SamplerKind, SchemeOdeMethod, StepInfo};

@@ -1,0 +1,92 @@
+//! The residual MLP backbone shared by the diffusion prior and the regression baseline.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::{activation::silu, backend::Backend, Tensor};
+
+use super::ResBlock;
+use crate::{ModelError, Result};
+
+/// Sizes of the residual MLP. Defaults are the paper-scale "lightweight" prior: width 512,
+/// depth 4, dropout 0.1, 64 Fourier frequencies, 512-d conditioning vector.
+#[derive(Config, Debug, PartialEq)]
+pub struct ResMlpConfig {
+    /// Hidden width of every block.
+    #[config(default = 512)]
+    pub width: usize,
+    /// Number of residual blocks.
+    #[config(default = 4)]
+    pub depth: usize,
+    /// Dropout probability inside each block (training only).
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Number of Fourier frequencies of the noise embedding (2× this many features).
+    #[config(default = 64)]
+    pub fourier_features: usize,
+    /// Width of the conditioning vector (noise embedding + query projection) fed to FiLM.
+    #[config(default = 512)]
+    pub embedding_dim: usize,
+}
+
+impl ResMlpConfig {
+    /// Checks that every size is positive and the dropout a probability.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        for (name, value) in [
+            ("width", self.width),
+            ("depth", self.depth),
+            ("fourier_features", self.fourier_features),
+            ("embedding_dim", self.embedding_dim),
+        ] {
+            if value == 0 {
+                return Err(ModelError::InvalidConfig {
+                    field: name,
+                    reason: "must be at least 1".into(),
+                });
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(ModelError::InvalidConfig {
+                field: "dropout",
+                reason: format!("must be in [0, 1), got {}", self.dropout),
+            });
+        }
+        Ok(())
+    }
+
+    /// The backbone `in_dim → width → … → out_dim`, conditioned on `embedding_dim` vectors.
+    pub fn init<B: Backend>(&self, in_dim: usize, out_dim: usize, device: &B::Device) -> ResMlp<B> {
+        ResMlp {
+            input: LinearConfig::new(in_dim, self.width).init(device),
+            blocks: (0..self.depth)
+                .map(|_| ResBlock::new(self.width, self.embedding_dim, self.dropout, device))
+                .collect(),
+            norm_out: LayerNormConfig::new(self.width).init(device),
+            output: LinearConfig::new(self.width, out_dim).init(device),
+        }
+    }
+}
+
+/// Input projection, residual blocks with FiLM conditioning, output projection
+/// (LayerNorm → SiLU → Linear).
+#[derive(Module, Debug)]
+pub struct ResMlp<B: Backend> {
+    input: Linear<B>,
+    blocks: Vec<ResBlock<B>>,
+    norm_out: LayerNorm<B>,
+    output: Linear<B>,
+}
+
+impl<B: Backend> ResMlp<B> {
+    /// `x` is `[batch, in_dim]`, `cond` is `[batch, embedding_dim]`; returns `[batch, out_dim]`.
+    pub fn forward(&self, x: Tensor<B, 2>, cond: Tensor<B, 2>) -> Tensor<B, 2> {
+        let mut h = self.input.forward(x);
+        for block in &self.blocks {
+            h = block.forward(h, cond.clone());
+        }
+        self.output.forward(silu(self.norm_out.forward(h)))
+    }
+}

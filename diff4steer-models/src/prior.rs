@@ -1,0 +1,151 @@
+//! The diffusion prior: a preconditioned residual MLP that denoises target embeddings under a
+//! query embedding, usable as a [`Denoiser`] by every sampler, guidance and steering wrapper.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{activation::silu, backend::Backend, Distribution, Tensor};
+use diff4steer_core::{check_denoiser_inputs, Conditioning, Denoiser};
+
+use crate::network::{fourier_features, ResMlp, ResMlpConfig};
+use crate::precond::EdmPreconditioning;
+use crate::{ModelError, Result};
+
+/// Sizes and data statistics of a [`DiffusionPrior`].
+#[derive(Config, Debug, PartialEq)]
+pub struct DiffusionPriorConfig {
+    /// Dimension of the target (music) embeddings.
+    pub target_dim: usize,
+    /// Dimension of the query (text, image) embeddings.
+    pub query_dim: usize,
+    /// σ_d, the standard deviation of the training targets (set by training from the data;
+    /// EDM's default 0.5 until then).
+    #[config(default = 0.5)]
+    pub sigma_data: f64,
+    /// The residual MLP.
+    #[config(default = "ResMlpConfig::new()")]
+    pub network: ResMlpConfig,
+}
+
+impl DiffusionPriorConfig {
+    /// Checks dimensions, σ_d and the network sizes.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.target_dim == 0 || self.query_dim == 0 {
+            return Err(ModelError::InvalidConfig {
+                field: "target_dim/query_dim",
+                reason: "dimensions must be at least 1".into(),
+            });
+        }
+        if !(self.sigma_data.is_finite() && self.sigma_data > 0.0) {
+            return Err(ModelError::InvalidConfig {
+                field: "sigma_data",
+                reason: format!("must be finite and positive, got {}", self.sigma_data),
+            });
+        }
+        self.network.validate()
+    }
+
+    /// A freshly initialised prior (weights from the backend's RNG: call `B::seed` first for a
+    /// reproducible initialisation).
+    ///
+    /// # Errors
+    /// As [`DiffusionPriorConfig::validate`].
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<DiffusionPrior<B>> {
+        self.validate()?;
+        let net = &self.network;
+        Ok(DiffusionPrior {
+            backbone: net.init(self.target_dim, self.target_dim, device),
+            noise_in: LinearConfig::new(2 * net.fourier_features, net.embedding_dim).init(device),
+            noise_out: LinearConfig::new(net.embedding_dim, net.embedding_dim).init(device),
+            query_projection: LinearConfig::new(self.query_dim, net.embedding_dim).init(device),
+            null_query: Param::from_tensor(Tensor::random(
+                [1, self.query_dim],
+                Distribution::Normal(0.0, 1.0),
+                device,
+            )),
+            sigma_data: self.sigma_data,
+            fourier_features: net.fourier_features,
+            target_dim: self.target_dim,
+            query_dim: self.query_dim,
+        })
+    }
+}
+
+/// The Diff4Steer prior D_θ(z̃, σ, q) = c_skip·z̃ + c_out·F_θ(c_in·z̃, c_noise, q) (METHOD.md, EDM
+/// preconditioning), with F_θ a [`ResMlp`] whose FiLM conditioning vector is
+/// MLP(Fourier(c_noise)) + W·q. Null rows of the conditioning use a learned null query embedding
+/// ∅ in place of q (classifier-free guidance, Ho & Salimans 2022).
+#[derive(Module, Debug)]
+pub struct DiffusionPrior<B: Backend> {
+    backbone: ResMlp<B>,
+    noise_in: Linear<B>,
+    noise_out: Linear<B>,
+    query_projection: Linear<B>,
+    null_query: Param<Tensor<B, 2>>,
+    sigma_data: f64,
+    fourier_features: usize,
+    target_dim: usize,
+    query_dim: usize,
+}
+
+impl<B: Backend> DiffusionPrior<B> {
+    /// The preconditioning with this prior's σ_d.
+    pub fn preconditioning(&self) -> EdmPreconditioning {
+        EdmPreconditioning {
+            sigma_data: self.sigma_data,
+        }
+    }
+
+    /// The FiLM conditioning vector MLP(Fourier(c_noise)) + W·q_eff, `[batch, embedding_dim]`.
+    fn conditioning_vector(&self, c_noise: Tensor<B, 2>, cond: &Conditioning<B>) -> Tensor<B, 2> {
+        let noise = self.noise_out.forward(silu(
+            self.noise_in
+                .forward(fourier_features(c_noise, self.fourier_features)),
+        ));
+        let mask = cond.null_mask();
+        let null = self.null_query.val().expand([cond.batch(), self.query_dim]);
+        let query = cond.embeddings().clone() * (mask.clone().neg().add_scalar(1.0)) + null * mask;
+        noise + self.query_projection.forward(query)
+    }
+
+    /// The raw network F_θ(c_in·x, c_noise, q), before the output scaling.
+    pub fn network_output(
+        &self,
+        x_in: Tensor<B, 2>,
+        c_noise: Tensor<B, 2>,
+        cond: &Conditioning<B>,
+    ) -> Tensor<B, 2> {
+        let vector = self.conditioning_vector(c_noise, cond);
+        self.backbone.forward(x_in, vector)
+    }
+
+    /// Number of trainable scalars.
+    pub fn parameter_count(&self) -> usize {
+        self.num_params()
+    }
+}
+
+impl<B: Backend> Denoiser<B> for DiffusionPrior<B> {
+    fn dim(&self) -> usize {
+        self.target_dim
+    }
+
+    fn cond_dim(&self) -> usize {
+        self.query_dim
+    }
+
+    fn denoise(
+        &self,
+        x: Tensor<B, 2>,
+        sigma: Tensor<B, 1>,
+        cond: &Conditioning<B>,
+    ) -> diff4steer_core::Result<Tensor<B, 2>> {
+        check_denoiser_inputs(self, &x, &sigma, cond)?;
+        let s = self.preconditioning().scalings(sigma);
+        let f = self.network_output(x.clone() * s.c_in, s.c_noise, cond);
+        Ok(x * s.c_skip + f * s.c_out)
+    }
+}

@@ -1,0 +1,110 @@
+//! The regression baseline: one deterministic seed per query, the "point" the paper argues against.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{backend::Backend, Tensor};
+use diff4steer_core::tensor_util::row_norm;
+use serde::{Deserialize, Serialize};
+
+use crate::network::{ResMlp, ResMlpConfig};
+use crate::{ModelError, Result};
+
+/// The training loss of the regression baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum RegressionLoss {
+    /// Mean squared error ‖R(q) − z‖²: R(q) → E[z | q], the conditional mean.
+    #[default]
+    Mse,
+    /// 1 − cos(R(q), z), for L2-normalised target spaces; predictions are normalised to unit norm.
+    Cosine,
+}
+
+/// Sizes and loss of a [`RegressionModel`].
+#[derive(Config, Debug, PartialEq)]
+pub struct RegressionConfig {
+    /// Dimension of the target embeddings.
+    pub target_dim: usize,
+    /// Dimension of the query embeddings.
+    pub query_dim: usize,
+    /// The loss it is trained with.
+    #[config(default = "RegressionLoss::Mse")]
+    pub loss: RegressionLoss,
+    /// The residual MLP (the same backbone as the prior, without the noise input).
+    #[config(default = "ResMlpConfig::new()")]
+    pub network: ResMlpConfig,
+}
+
+impl RegressionConfig {
+    /// Checks dimensions and network sizes.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.target_dim == 0 || self.query_dim == 0 {
+            return Err(ModelError::InvalidConfig {
+                field: "target_dim/query_dim",
+                reason: "dimensions must be at least 1".into(),
+            });
+        }
+        self.network.validate()
+    }
+
+    /// A freshly initialised model (call `B::seed` first for reproducibility).
+    ///
+    /// # Errors
+    /// As [`RegressionConfig::validate`].
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<RegressionModel<B>> {
+        self.validate()?;
+        Ok(RegressionModel {
+            backbone: self.network.init(self.query_dim, self.target_dim, device),
+            query_projection: LinearConfig::new(self.query_dim, self.network.embedding_dim)
+                .init(device),
+            normalise: self.loss == RegressionLoss::Cosine,
+            target_dim: self.target_dim,
+            query_dim: self.query_dim,
+        })
+    }
+}
+
+/// R_φ(q): the residual MLP applied to the query, conditioned (FiLM) on a projection of the query
+/// itself. Trained with MSE it estimates the conditional mean E[z | q], which for a multi-modal
+/// p(z | q) lies between the modes (METHOD.md, "Retrieval").
+#[derive(Module, Debug)]
+pub struct RegressionModel<B: Backend> {
+    backbone: ResMlp<B>,
+    query_projection: Linear<B>,
+    normalise: bool,
+    target_dim: usize,
+    query_dim: usize,
+}
+
+impl<B: Backend> RegressionModel<B> {
+    /// One prediction per query row: `[batch, query_dim] → [batch, target_dim]` (unit norm when
+    /// trained with the cosine loss).
+    pub fn predict(&self, queries: Tensor<B, 2>) -> Tensor<B, 2> {
+        let out = self
+            .backbone
+            .forward(queries.clone(), self.query_projection.forward(queries));
+        if self.normalise {
+            out.clone() / row_norm(out)
+        } else {
+            out
+        }
+    }
+
+    /// Width of a prediction.
+    pub fn target_dim(&self) -> usize {
+        self.target_dim
+    }
+
+    /// Width of a query.
+    pub fn query_dim(&self) -> usize {
+        self.query_dim
+    }
+
+    /// Number of trainable scalars.
+    pub fn parameter_count(&self) -> usize {
+        self.num_params()
+    }
+}
