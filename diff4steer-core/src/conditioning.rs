@@ -32,15 +32,21 @@ impl<B: Backend> Conditioning<B> {
     /// # Errors
     /// As [`Conditioning::new`], plus [`CoreError::BatchMismatch`] when `null_rows` has another length.
     pub fn with_null_rows(embeddings: Tensor<B, 2>, null_rows: Vec<bool>) -> Result<Self> {
+        let checked = Self::from_validated(embeddings, null_rows)?;
+        ensure_finite(&checked.embeddings, "conditioning embeddings")?;
+        Ok(checked)
+    }
+
+    /// Like [`Conditioning::with_null_rows`] without the (device-reading) finiteness check, for
+    /// embeddings already validated on the host, e.g. training batches drawn from checked data.
+    ///
+    /// # Errors
+    /// [`CoreError::Empty`] and [`CoreError::BatchMismatch`] as in [`Conditioning::with_null_rows`].
+    pub fn from_validated(embeddings: Tensor<B, 2>, null_rows: Vec<bool>) -> Result<Self> {
         let [batch, cond_dim] = embeddings.dims();
-        if batch == 0 {
+        if batch == 0 || cond_dim == 0 {
             return Err(CoreError::Empty {
-                what: "conditioning batch",
-            });
-        }
-        if cond_dim == 0 {
-            return Err(CoreError::Empty {
-                what: "conditioning embedding dimension",
+                what: "conditioning (rows and embedding dimension)",
             });
         }
         if null_rows.len() != batch {
@@ -50,7 +56,6 @@ impl<B: Backend> Conditioning<B> {
                 got: null_rows.len(),
             });
         }
-        ensure_finite(&embeddings, "conditioning embeddings")?;
         Ok(Self {
             embeddings,
             null_rows,

@@ -33,12 +33,14 @@
 pub mod backend;
 pub mod error;
 pub mod inversion;
+pub mod io;
 pub mod likelihood;
 pub mod network;
 pub mod precond;
 pub mod prior;
 pub mod regression;
 pub mod sampling;
+pub mod training;
 
 pub use error::{ModelError, Result};
 pub use inversion::invert;

@@ -60,7 +60,7 @@ impl RegressionConfig {
             backbone: self.network.init(self.query_dim, self.target_dim, device),
             query_projection: LinearConfig::new(self.query_dim, self.network.embedding_dim)
                 .init(device),
-            normalise: self.loss == RegressionLoss::Cosine,
+            cosine_loss: self.loss == RegressionLoss::Cosine,
             target_dim: self.target_dim,
             query_dim: self.query_dim,
         })
@@ -74,7 +74,7 @@ impl RegressionConfig {
 pub struct RegressionModel<B: Backend> {
     backbone: ResMlp<B>,
     query_projection: Linear<B>,
-    normalise: bool,
+    cosine_loss: bool,
     target_dim: usize,
     query_dim: usize,
 }
@@ -86,10 +86,19 @@ impl<B: Backend> RegressionModel<B> {
         let out = self
             .backbone
             .forward(queries.clone(), self.query_projection.forward(queries));
-        if self.normalise {
+        if self.cosine_loss {
             out.clone() / row_norm(out)
         } else {
             out
+        }
+    }
+
+    /// The loss this model is trained with.
+    pub fn loss_kind(&self) -> RegressionLoss {
+        if self.cosine_loss {
+            RegressionLoss::Cosine
+        } else {
+            RegressionLoss::Mse
         }
     }
 

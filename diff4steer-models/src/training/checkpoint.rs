@@ -1,0 +1,357 @@
+//! Checkpoints: a manifest (`config.json`) and weight files in a step folder, written through a
+//! staging folder and a rename, with a `latest` pointer replaced atomically, so a crash at any
+//! moment leaves the previous checkpoint loadable.
+//!
+//! Layout of a checkpoint folder `DIR`:
+//! ```text
+//! DIR/latest                     name of the newest complete step folder
+//! DIR/step-000100/config.json    ModelSpec, TrainingConfig, step, loss history, file checksums
+//! DIR/step-000100/model.mpk      EMA weights (what sampling uses)
+//! DIR/step-000100/train.mpk      raw weights (resume)
+//! DIR/step-000100/optimizer.mpk  AdamW state (resume)
+//! DIR/loss.csv, DIR/loss.svg     the loss curve
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
+use burn::tensor::{backend::Backend, Tensor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{LossPoint, TrainingConfig};
+use crate::io::{read_file, write_atomic};
+use crate::prior::{DiffusionPrior, DiffusionPriorConfig};
+use crate::regression::{RegressionConfig, RegressionModel};
+use crate::{ModelError, Result};
+
+/// Version of the checkpoint layout.
+const FORMAT: u32 = 1;
+/// Step folders kept besides the newest.
+const KEEP_PREVIOUS: usize = 1;
+
+/// Which model a checkpoint holds, with its full configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ModelSpec {
+    /// A [`DiffusionPrior`].
+    DiffusionPrior(DiffusionPriorConfig),
+    /// A [`RegressionModel`].
+    Regression(RegressionConfig),
+}
+
+/// Size and SHA-256 of a stored file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct FileEntry {
+    bytes: usize,
+    sha256: String,
+}
+
+/// The manifest of one checkpoint (`config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Manifest {
+    format: u32,
+    model: ModelSpec,
+    training: TrainingConfig,
+    step: usize,
+    ema_updates: u64,
+    /// Shapes of the model's float parameters in visit order.
+    parameter_shapes: Vec<Vec<usize>>,
+    history: Vec<LossPoint>,
+    files: BTreeMap<String, FileEntry>,
+}
+
+/// An opened, verified checkpoint.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    folder: PathBuf,
+    manifest: Manifest,
+}
+
+fn checkpoint_error(path: &Path, reason: impl Into<String>) -> ModelError {
+    ModelError::Checkpoint {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The full-precision named MessagePack recorder all checkpoint files use.
+pub(crate) fn recorder() -> NamedMpkBytesRecorder<FullPrecisionSettings> {
+    NamedMpkBytesRecorder::default()
+}
+
+/// Encodes a module's weights.
+pub(crate) fn encode_module<B: Backend, M: Module<B>>(module: &M, path: &Path) -> Result<Vec<u8>> {
+    Recorder::<B>::record(&recorder(), module.clone().into_record(), ())
+        .map_err(|e| checkpoint_error(path, format!("cannot encode weights: {e}")))
+}
+
+/// Shapes of a module's float parameters, in visit order.
+pub(crate) fn parameter_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push(param.val().dims().to_vec());
+        }
+    }
+    let mut shapes = Shapes(Vec::new());
+    module.visit(&mut shapes);
+    shapes.0
+}
+
+/// What [`Checkpoint::save`] writes besides the files.
+pub(crate) struct CheckpointState<'a> {
+    pub model: &'a ModelSpec,
+    pub training: &'a TrainingConfig,
+    pub step: usize,
+    pub ema_updates: u64,
+    pub parameter_shapes: Vec<Vec<usize>>,
+    pub history: &'a [LossPoint],
+}
+
+impl Checkpoint {
+    /// Writes a new step folder under `dir` with `files` (name, bytes) and the manifest, then
+    /// points `latest` at it and removes older step folders but one.
+    pub(crate) fn save(
+        dir: &Path,
+        state: CheckpointState<'_>,
+        files: &[(&str, Vec<u8>)],
+    ) -> Result<()> {
+        let name = format!("step-{:06}", state.step);
+        let staging = dir.join(format!(".{name}.staging"));
+        let folder = dir.join(&name);
+        let io = |path: &Path, e: std::io::Error| ModelError::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(|e| io(&staging, e))?;
+        }
+        fs::create_dir_all(&staging).map_err(|e| io(&staging, e))?;
+        let mut entries = BTreeMap::new();
+        for (file, bytes) in files {
+            write_atomic(&staging.join(file), bytes)?;
+            entries.insert(
+                file.to_string(),
+                FileEntry {
+                    bytes: bytes.len(),
+                    sha256: sha256_hex(bytes),
+                },
+            );
+        }
+        let manifest = Manifest {
+            format: FORMAT,
+            model: state.model.clone(),
+            training: state.training.clone(),
+            step: state.step,
+            ema_updates: state.ema_updates,
+            parameter_shapes: state.parameter_shapes,
+            history: state.history.to_vec(),
+            files: entries,
+        };
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| checkpoint_error(&staging, format!("cannot encode the manifest: {e}")))?;
+        write_atomic(&staging.join("config.json"), &json)?;
+        if folder.exists() {
+            fs::remove_dir_all(&folder).map_err(|e| io(&folder, e))?;
+        }
+        fs::rename(&staging, &folder).map_err(|e| io(&folder, e))?;
+        write_atomic(&dir.join("latest"), name.as_bytes())?;
+        prune(dir, &name);
+        Ok(())
+    }
+
+    /// Opens the newest checkpoint in `dir` (following `latest`) and reads its manifest.
+    ///
+    /// # Errors
+    /// [`ModelError::Checkpoint`] when `latest` or `config.json` is missing, unreadable or
+    /// malformed, or the layout version is unknown.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let pointer = dir.join("latest");
+        let name = fs::read_to_string(&pointer).map_err(|e| {
+            checkpoint_error(
+                dir,
+                format!("no checkpoint here (cannot read `latest`: {e})"),
+            )
+        })?;
+        let name = name.trim();
+        if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(checkpoint_error(
+                &pointer,
+                format!("`latest` names an invalid folder {name:?}"),
+            ));
+        }
+        let folder = dir.join(name);
+        let config = folder.join("config.json");
+        let bytes = read_file(&config).map_err(|e| checkpoint_error(&config, e.to_string()))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| checkpoint_error(&config, format!("malformed manifest: {e}")))?;
+        if manifest.format != FORMAT {
+            return Err(checkpoint_error(
+                &config,
+                format!("unknown layout version {}", manifest.format),
+            ));
+        }
+        Ok(Self { folder, manifest })
+    }
+
+    /// The model configuration.
+    pub fn model(&self) -> &ModelSpec {
+        &self.manifest.model
+    }
+
+    /// The training configuration it was trained with.
+    pub fn training(&self) -> &TrainingConfig {
+        &self.manifest.training
+    }
+
+    /// Steps trained.
+    pub fn step(&self) -> usize {
+        self.manifest.step
+    }
+
+    /// The loss history up to this checkpoint.
+    pub fn history(&self) -> &[LossPoint] {
+        &self.manifest.history
+    }
+
+    /// The step folder.
+    pub fn folder(&self) -> &Path {
+        &self.folder
+    }
+
+    pub(crate) fn ema_updates(&self) -> u64 {
+        self.manifest.ema_updates
+    }
+
+    /// Reads a stored file and checks its size and SHA-256 against the manifest.
+    ///
+    /// # Errors
+    /// [`ModelError::Checkpoint`] for a missing, truncated or altered file.
+    pub(crate) fn read_verified(&self, file: &str) -> Result<Vec<u8>> {
+        let path = self.folder.join(file);
+        let entry = self
+            .manifest
+            .files
+            .get(file)
+            .ok_or_else(|| checkpoint_error(&path, "not listed in the manifest"))?;
+        let bytes = read_file(&path).map_err(|e| checkpoint_error(&path, e.to_string()))?;
+        if bytes.len() != entry.bytes {
+            return Err(checkpoint_error(
+                &path,
+                format!(
+                    "truncated or altered: {} bytes, manifest says {}",
+                    bytes.len(),
+                    entry.bytes
+                ),
+            ));
+        }
+        if sha256_hex(&bytes) != entry.sha256 {
+            return Err(checkpoint_error(
+                &path,
+                "corrupt: SHA-256 differs from the manifest",
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// Loads weights `file` into `module` (which must have the checkpoint's architecture), checking
+    /// every parameter shape against the manifest.
+    pub(crate) fn load_into<B: Backend, M: Module<B>>(
+        &self,
+        module: M,
+        file: &str,
+        device: &B::Device,
+    ) -> Result<M> {
+        let path = self.folder.join(file);
+        let expected = parameter_shapes::<B, M>(&module);
+        if expected != self.manifest.parameter_shapes {
+            return Err(checkpoint_error(
+                &path,
+                "the configuration does not match the stored parameter shapes",
+            ));
+        }
+        let bytes = self.read_verified(file)?;
+        let record = Recorder::<B>::load::<M::Record>(&recorder(), bytes, device)
+            .map_err(|e| checkpoint_error(&path, format!("cannot decode weights: {e}")))?;
+        let loaded = module.load_record(record);
+        if parameter_shapes::<B, M>(&loaded) != expected {
+            return Err(checkpoint_error(
+                &path,
+                "stored weights have other shapes than the configuration",
+            ));
+        }
+        Ok(loaded)
+    }
+}
+
+/// Removes step folders other than `keep` and the newest [`KEEP_PREVIOUS`] before it, and
+/// leftover staging folders. Best effort: a failure leaves extra folders, never a broken one.
+fn prune(dir: &Path, keep: &str) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let mut steps: Vec<String> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".step-") && name.ends_with(".staging") {
+            let _ = fs::remove_dir_all(entry.path());
+        } else if name.starts_with("step-") && name.as_str() < keep {
+            steps.push(name);
+        }
+    }
+    steps.sort();
+    let excess = steps.len().saturating_sub(KEEP_PREVIOUS);
+    for name in &steps[..excess] {
+        let _ = fs::remove_dir_all(dir.join(name));
+    }
+}
+
+/// Loads the EMA weights of a diffusion-prior checkpoint for sampling.
+///
+/// # Errors
+/// [`ModelError::Checkpoint`] when `dir` holds no checkpoint, another kind of model, or
+/// missing/truncated/corrupt/mismatched files.
+pub fn load_prior<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<(DiffusionPrior<B>, DiffusionPriorConfig)> {
+    let checkpoint = Checkpoint::open(dir)?;
+    let ModelSpec::DiffusionPrior(config) = checkpoint.model().clone() else {
+        return Err(checkpoint_error(
+            dir,
+            "holds a regression model, not a diffusion prior",
+        ));
+    };
+    let fresh = config.init::<B>(device)?;
+    Ok((checkpoint.load_into(fresh, "model.mpk", device)?, config))
+}
+
+/// Loads a regression-baseline checkpoint.
+///
+/// # Errors
+/// As [`load_prior`].
+pub fn load_regression<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<(RegressionModel<B>, RegressionConfig)> {
+    let checkpoint = Checkpoint::open(dir)?;
+    let ModelSpec::Regression(config) = checkpoint.model().clone() else {
+        return Err(checkpoint_error(
+            dir,
+            "holds a diffusion prior, not a regression model",
+        ));
+    };
+    let fresh = config.init::<B>(device)?;
+    Ok((checkpoint.load_into(fresh, "model.mpk", device)?, config))
+}

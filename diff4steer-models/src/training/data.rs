@@ -1,0 +1,188 @@
+//! Training pairs (query, target): in memory or from .npy files.
+
+use std::path::Path;
+
+use ndarray::Array2;
+use ndarray_npy::ReadNpyExt;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::{ModelError, Result};
+
+/// N pairs of a query embedding (`[N, query_dim]`) and a target embedding (`[N, target_dim]`),
+/// row-major `f32`. The same query may appear in many rows with different targets: that is how a
+/// distribution per query is learned. Validated on construction: same row count, at least one
+/// row and column, every value finite.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairData {
+    queries: Vec<f32>,
+    targets: Vec<f32>,
+    rows: usize,
+    query_dim: usize,
+    target_dim: usize,
+}
+
+fn data_error(source: &str, reason: impl Into<String>) -> ModelError {
+    ModelError::Data {
+        source_name: source.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl PairData {
+    /// Pairs from row-major buffers.
+    ///
+    /// # Errors
+    /// [`ModelError::Data`] for empty or ragged buffers, differing row counts or NaN/±Inf.
+    pub fn from_vecs(
+        queries: Vec<f32>,
+        query_dim: usize,
+        targets: Vec<f32>,
+        target_dim: usize,
+    ) -> Result<Self> {
+        if query_dim == 0 || target_dim == 0 {
+            return Err(data_error(
+                "pairs",
+                "embedding dimensions must be at least 1",
+            ));
+        }
+        if queries.len() % query_dim != 0 || targets.len() % target_dim != 0 {
+            return Err(data_error(
+                "pairs",
+                "buffer length is not a multiple of the dimension",
+            ));
+        }
+        let rows = queries.len() / query_dim;
+        if rows != targets.len() / target_dim {
+            return Err(data_error(
+                "pairs",
+                format!(
+                    "{rows} query rows but {} target rows",
+                    targets.len() / target_dim
+                ),
+            ));
+        }
+        if rows == 0 {
+            return Err(data_error("pairs", "no rows"));
+        }
+        if let Some(i) = queries.iter().position(|v| !v.is_finite()) {
+            return Err(data_error(
+                "queries",
+                format!("non-finite value at row {}", i / query_dim),
+            ));
+        }
+        if let Some(i) = targets.iter().position(|v| !v.is_finite()) {
+            return Err(data_error(
+                "targets",
+                format!("non-finite value at row {}", i / target_dim),
+            ));
+        }
+        Ok(Self {
+            queries,
+            targets,
+            rows,
+            query_dim,
+            target_dim,
+        })
+    }
+
+    /// Pairs from two .npy files of `float32` matrices with the same number of rows.
+    ///
+    /// # Errors
+    /// [`ModelError::Data`] naming the file for a missing or malformed file, another dtype or
+    /// rank, and for every check of [`PairData::from_vecs`].
+    pub fn from_npy(query_path: &Path, target_path: &Path) -> Result<Self> {
+        let (queries, query_dim) = read_matrix(query_path)?;
+        let (targets, target_dim) = read_matrix(target_path)?;
+        let names = format!("{} / {}", query_path.display(), target_path.display());
+        Self::from_vecs(queries, query_dim, targets, target_dim).map_err(|e| match e {
+            ModelError::Data { reason, .. } => data_error(&names, reason),
+            other => other,
+        })
+    }
+
+    /// Number of pairs.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Width of a query.
+    pub fn query_dim(&self) -> usize {
+        self.query_dim
+    }
+
+    /// Width of a target.
+    pub fn target_dim(&self) -> usize {
+        self.target_dim
+    }
+
+    /// Row-major queries.
+    pub fn queries(&self) -> &[f32] {
+        &self.queries
+    }
+
+    /// Row-major targets.
+    pub fn targets(&self) -> &[f32] {
+        &self.targets
+    }
+
+    /// Standard deviation of all target entries (σ_d of EDM preconditioning), in f64.
+    pub fn target_std(&self) -> f64 {
+        let n = self.targets.len() as f64;
+        let mean = self.targets.iter().map(|&v| v as f64).sum::<f64>() / n;
+        (self
+            .targets
+            .iter()
+            .map(|&v| (v as f64 - mean).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt()
+    }
+
+    /// The queries and targets of the given rows, row-major.
+    pub fn gather(&self, rows: &[usize]) -> (Vec<f32>, Vec<f32>) {
+        let mut q = Vec::with_capacity(rows.len() * self.query_dim);
+        let mut t = Vec::with_capacity(rows.len() * self.target_dim);
+        for &r in rows {
+            q.extend_from_slice(&self.queries[r * self.query_dim..(r + 1) * self.query_dim]);
+            t.extend_from_slice(&self.targets[r * self.target_dim..(r + 1) * self.target_dim]);
+        }
+        (q, t)
+    }
+
+    /// Splits off a seeded random `fraction` of the rows as validation data: (train, valid).
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] when either side would be empty.
+    pub fn split(&self, fraction: f64, seed: u64) -> Result<(Self, Self)> {
+        let n_valid = (self.rows as f64 * fraction).round() as usize;
+        if !(0.0..1.0).contains(&fraction) || n_valid == 0 || n_valid >= self.rows {
+            return Err(ModelError::InvalidConfig {
+                field: "validation fraction",
+                reason: format!("{fraction} of {} rows leaves one side empty", self.rows),
+            });
+        }
+        let mut order: Vec<usize> = (0..self.rows).collect();
+        order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+        let part = |rows: &[usize]| {
+            let (q, t) = self.gather(rows);
+            Self::from_vecs(q, self.query_dim, t, self.target_dim)
+        };
+        Ok((part(&order[n_valid..])?, part(&order[..n_valid])?))
+    }
+}
+
+/// Reads a 2-D `float32` .npy file: (values, columns).
+///
+/// # Errors
+/// [`ModelError::Data`] naming the file.
+pub fn read_matrix(path: &Path) -> Result<(Vec<f32>, usize)> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| data_error(&name, e.to_string()))?;
+    let array = Array2::<f32>::read_npy(std::io::BufReader::new(file))
+        .map_err(|e| data_error(&name, format!("not a 2-D float32 .npy matrix ({e})")))?;
+    let cols = array.ncols();
+    let values = array.as_standard_layout().iter().copied().collect();
+    Ok((values, cols))
+}

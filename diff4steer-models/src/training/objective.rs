@@ -1,0 +1,119 @@
+//! Training objectives: the EDM denoising loss of the prior and the regression losses, and the
+//! random draws of one training batch.
+
+use burn::module::Module;
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use diff4steer_core::tensor_util::row_norm;
+use diff4steer_core::Conditioning;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+
+use super::{PairData, TrainingConfig};
+use crate::prior::DiffusionPrior;
+use crate::regression::{RegressionLoss, RegressionModel};
+use crate::Result;
+
+/// One training batch with all its randomness drawn: pairs, noise levels σ, noise ε and the
+/// condition-dropout flags.
+#[derive(Debug, Clone)]
+pub struct Batch<B: Backend> {
+    /// Queries `[batch, query_dim]`.
+    pub queries: Tensor<B, 2>,
+    /// Clean targets `[batch, target_dim]`.
+    pub targets: Tensor<B, 2>,
+    /// Rows whose query is dropped (null condition).
+    pub null_rows: Vec<bool>,
+    /// σ per row, `[batch]`, with ln σ ~ N(P_mean, P_std²).
+    pub sigma: Tensor<B, 1>,
+    /// ε ~ N(0, I), `[batch, target_dim]`.
+    pub noise: Tensor<B, 2>,
+}
+
+impl<B: Backend> Batch<B> {
+    /// Draws a batch from `rng`: `batch` rows uniformly with replacement (or `rows` when given),
+    /// then σ, ε and the dropout flags, in that order.
+    pub fn draw(
+        data: &PairData,
+        rows: Option<&[usize]>,
+        batch: usize,
+        config: &TrainingConfig,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
+        let picked: Vec<usize> = match rows {
+            Some(r) => r.to_vec(),
+            None => (0..batch)
+                .map(|_| rng.random_range(0..data.rows()))
+                .collect(),
+        };
+        let n = picked.len();
+        let (q, t) = data.gather(&picked);
+        let sigma: Vec<f32> = (0..n)
+            .map(|_| {
+                (config.p_mean + config.p_std * rng.sample::<f64, _>(StandardNormal)).exp() as f32
+            })
+            .collect();
+        let noise: Vec<f32> = (0..n * data.target_dim())
+            .map(|_| rng.sample::<f64, _>(StandardNormal) as f32)
+            .collect();
+        let null_rows = (0..n)
+            .map(|_| rng.random::<f64>() < config.cond_dropout)
+            .collect();
+        Self {
+            queries: Tensor::from_data(TensorData::new(q, [n, data.query_dim()]), device),
+            targets: Tensor::from_data(TensorData::new(t, [n, data.target_dim()]), device),
+            null_rows,
+            sigma: Tensor::from_data(TensorData::new(sigma, [n]), device),
+            noise: Tensor::from_data(TensorData::new(noise, [n, data.target_dim()]), device),
+        }
+    }
+
+    /// The random stream of training step `step` under `seed`: every step's draws depend only on
+    /// (seed, step), so a resumed run draws exactly what an uninterrupted one would.
+    pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(step as u64);
+        rng
+    }
+}
+
+/// A model with a scalar training loss on a [`Batch`].
+pub trait TrainableModel<B: Backend>: Module<B> {
+    /// The mean loss over the batch, `[1]`.
+    ///
+    /// # Errors
+    /// Shape errors of the model call.
+    fn loss(&self, batch: &Batch<B>) -> Result<Tensor<B, 1>>;
+}
+
+impl<B: Backend> TrainableModel<B> for DiffusionPrior<B> {
+    /// The EDM loss (Karras et al. 2022, Eq. 8; METHOD.md): with z̃ = z + σ·ε,
+    /// L = mean[ λ(σ)·(D_θ(z̃, σ, q) − z)² ], λ(σ) = (σ² + σ_d²)/(σ·σ_d)², and the query replaced by
+    /// ∅ on the dropped rows.
+    fn loss(&self, batch: &Batch<B>) -> Result<Tensor<B, 1>> {
+        let rows = batch.sigma.dims()[0];
+        let noisy =
+            batch.targets.clone() + batch.noise.clone() * batch.sigma.clone().reshape([rows, 1]);
+        let cond = Conditioning::from_validated(batch.queries.clone(), batch.null_rows.clone())?;
+        let denoised = diff4steer_core::Denoiser::denoise(self, noisy, batch.sigma.clone(), &cond)?;
+        let weight = self.preconditioning().loss_weight(batch.sigma.clone());
+        Ok(((denoised - batch.targets.clone()).square() * weight).mean())
+    }
+}
+
+impl<B: Backend> TrainableModel<B> for RegressionModel<B> {
+    /// MSE: mean (R(q) − z)²; cosine: mean (1 − cos(R(q), z)). The noise draws are unused.
+    fn loss(&self, batch: &Batch<B>) -> Result<Tensor<B, 1>> {
+        let predicted = self.predict(batch.queries.clone());
+        Ok(match self.loss_kind() {
+            RegressionLoss::Mse => (predicted - batch.targets.clone()).square().mean(),
+            RegressionLoss::Cosine => {
+                let t = batch.targets.clone();
+                let cos = (predicted.clone() * t.clone()).sum_dim(1)
+                    / (row_norm(predicted) * row_norm(t));
+                cos.neg().add_scalar(1.0).mean()
+            }
+        })
+    }
+}

@@ -1,0 +1,354 @@
+//! The training loop shared by the prior and the regression baseline.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::record::Recorder;
+use burn::tensor::{backend::AutodiffBackend, backend::Backend, ElementConversion};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::checkpoint::{encode_module, parameter_shapes, recorder, CheckpointState};
+use super::{
+    clip_global_norm, learning_rate, write_loss_csv, write_loss_plot, Batch, Checkpoint,
+    ExponentialMovingAverage, LossPoint, ModelSpec, PairData, TrainableModel, TrainingConfig,
+};
+use crate::prior::{DiffusionPrior, DiffusionPriorConfig};
+use crate::regression::{RegressionConfig, RegressionModel};
+use crate::{ModelError, Result};
+
+/// Salt of the validation draws' random stream (fixed, so validation losses are comparable).
+const VALIDATION_STREAM_SALT: u64 = 0x5eed_0f_da7a;
+
+/// What a training run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingReport {
+    /// The step the run started from (0, or the resumed checkpoint's step).
+    pub started_at: usize,
+    /// Total steps trained (= the config's `steps`).
+    pub steps: usize,
+    /// Every step's losses, including those before a resume.
+    pub history: Vec<LossPoint>,
+    /// Optimiser steps per second of this run (data, forward, backward, update, EMA).
+    pub steps_per_second: f64,
+    /// Trainable scalars of the model.
+    pub parameter_count: usize,
+}
+
+impl TrainingReport {
+    /// The last evaluated validation loss.
+    pub fn final_valid_loss(&self) -> Option<f64> {
+        self.history.iter().rev().find_map(|p| p.valid_loss)
+    }
+}
+
+/// Where a run writes checkpoints, and whether it continues one.
+#[derive(Debug, Clone, Copy)]
+pub struct Output<'a> {
+    /// Checkpoint folder.
+    pub dir: &'a Path,
+    /// Continue from the newest checkpoint in `dir` (it must have the same model and training
+    /// configuration, except `steps`, `validate_every`, `checkpoint_every` and `progress`).
+    pub resume: bool,
+}
+
+/// Trains a [`DiffusionPrior`] with the EDM loss on `data` (σ_d is estimated from its targets and
+/// stored in the returned configuration and the checkpoints). Returns the EMA model.
+///
+/// # Errors
+/// [`ModelError::InvalidConfig`] / [`ModelError::Data`] for invalid settings or data that does not
+/// fit the configuration; [`ModelError::Checkpoint`] / [`ModelError::Io`] for checkpoint problems;
+/// [`ModelError::Data`] when the loss becomes non-finite.
+pub fn train_prior<AB: AutodiffBackend>(
+    config: &DiffusionPriorConfig,
+    training: &TrainingConfig,
+    data: &PairData,
+    valid: Option<&PairData>,
+    output: Option<Output<'_>>,
+    device: &AB::Device,
+) -> Result<(
+    DiffusionPrior<AB::InnerBackend>,
+    DiffusionPriorConfig,
+    TrainingReport,
+)> {
+    check_dims(config.query_dim, config.target_dim, data, valid)?;
+    let sigma_data = data.target_std();
+    if !(sigma_data > 0.0) {
+        return Err(ModelError::Data {
+            source_name: "targets".into(),
+            reason: "all target values are equal (σ_data = 0)".into(),
+        });
+    }
+    let config = config.clone().with_sigma_data(sigma_data);
+    let spec = ModelSpec::DiffusionPrior(config.clone());
+    let (model, report) = fit::<AB, DiffusionPrior<AB>>(
+        &spec,
+        || config.init::<AB>(device),
+        training,
+        data,
+        valid,
+        output,
+        device,
+    )?;
+    Ok((model, config, report))
+}
+
+/// Trains a [`RegressionModel`] on `data`. Returns the EMA model.
+///
+/// # Errors
+/// As [`train_prior`].
+pub fn train_regression<AB: AutodiffBackend>(
+    config: &RegressionConfig,
+    training: &TrainingConfig,
+    data: &PairData,
+    valid: Option<&PairData>,
+    output: Option<Output<'_>>,
+    device: &AB::Device,
+) -> Result<(RegressionModel<AB::InnerBackend>, TrainingReport)> {
+    check_dims(config.query_dim, config.target_dim, data, valid)?;
+    let spec = ModelSpec::Regression(config.clone());
+    fit::<AB, RegressionModel<AB>>(
+        &spec,
+        || config.init::<AB>(device),
+        training,
+        data,
+        valid,
+        output,
+        device,
+    )
+}
+
+fn check_dims(
+    query_dim: usize,
+    target_dim: usize,
+    data: &PairData,
+    valid: Option<&PairData>,
+) -> Result<()> {
+    for (name, d) in
+        std::iter::once(("training data", data)).chain(valid.map(|v| ("validation data", v)))
+    {
+        if d.query_dim() != query_dim || d.target_dim() != target_dim {
+            return Err(ModelError::Data {
+                source_name: name.into(),
+                reason: format!(
+                    "has query/target dimensions {}/{}, the model expects {query_dim}/{target_dim}",
+                    d.query_dim(),
+                    d.target_dim()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The training settings that must agree for a resume (everything but the run length and
+/// reporting cadence).
+fn resumable(c: &TrainingConfig) -> TrainingConfig {
+    c.clone()
+        .with_steps(0)
+        .with_validate_every(0)
+        .with_checkpoint_every(0)
+        .with_progress(false)
+}
+
+fn seed_for_step(seed: u64, step: usize) -> u64 {
+    seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+fn fit<AB, M>(
+    spec: &ModelSpec,
+    init: impl FnOnce() -> Result<M>,
+    training: &TrainingConfig,
+    data: &PairData,
+    valid: Option<&PairData>,
+    output: Option<Output<'_>>,
+    device: &AB::Device,
+) -> Result<(M::InnerModule, TrainingReport)>
+where
+    AB: AutodiffBackend,
+    M: AutodiffModule<AB> + TrainableModel<AB> + Clone,
+    M::InnerModule: TrainableModel<AB::InnerBackend> + Clone,
+{
+    training.validate()?;
+    AB::seed(device, training.seed);
+    let mut model = init()?;
+    let parameter_count = model.num_params();
+    let mut optimizer = AdamWConfig::new()
+        .with_weight_decay(training.weight_decay as f32)
+        .init::<AB, M>();
+    let mut ema = ExponentialMovingAverage::new(model.valid(), training.ema_decay);
+    let mut history: Vec<LossPoint> = Vec::new();
+    let mut start = 0;
+
+    if let Some(out) = output.filter(|o| o.resume && o.dir.join("latest").exists()) {
+        let checkpoint = Checkpoint::open(out.dir)?;
+        if checkpoint.model() != spec || resumable(checkpoint.training()) != resumable(training) {
+            return Err(ModelError::Checkpoint {
+                path: out.dir.display().to_string(),
+                reason: "was trained with another model or training configuration; cannot resume"
+                    .into(),
+            });
+        }
+        model = checkpoint.load_into(model, "train.mpk", device)?;
+        let bytes = checkpoint.read_verified("optimizer.mpk")?;
+        let record = Recorder::<AB>::load(&recorder(), bytes, device).map_err(|e| {
+            ModelError::Checkpoint {
+                path: checkpoint
+                    .folder()
+                    .join("optimizer.mpk")
+                    .display()
+                    .to_string(),
+                reason: format!("cannot decode optimizer state: {e}"),
+            }
+        })?;
+        optimizer = optimizer.load_record(record);
+        let average = checkpoint.load_into(model.valid(), "model.mpk", device)?;
+        ema =
+            ExponentialMovingAverage::resume(average, training.ema_decay, checkpoint.ema_updates());
+        history = checkpoint.history().to_vec();
+        start = checkpoint.step();
+    }
+
+    let progress = progress_bar(training, start);
+    let began = Instant::now();
+    for step in start..training.steps {
+        AB::seed(device, seed_for_step(training.seed, step));
+        let mut rng = Batch::<AB>::step_rng(training.seed, step);
+        let batch = Batch::<AB>::draw(data, None, training.batch_size, training, &mut rng, device);
+        let loss = model.loss(&batch)?;
+        let loss_value: f64 = loss.clone().into_scalar().elem();
+        if !loss_value.is_finite() {
+            return Err(ModelError::Data {
+                source_name: "training".into(),
+                reason: format!(
+                    "the loss became {loss_value} at step {}; lower the learning rate",
+                    step + 1
+                ),
+            });
+        }
+        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+        clip_global_norm(&model, &mut grads, training.grad_clip_norm);
+        let lr = learning_rate(training, step);
+        model = optimizer.step(lr, model, grads);
+        ema.update::<AB::InnerBackend>(&model.valid());
+
+        let done = step + 1;
+        let validate = valid.is_some()
+            && (done == training.steps
+                || (training.validate_every > 0 && done % training.validate_every == 0));
+        let valid_loss = match valid {
+            Some(v) if validate => Some(validation_loss(ema.average(), v, training, device)?),
+            _ => None,
+        };
+        history.push(LossPoint {
+            step: done,
+            train_loss: loss_value,
+            learning_rate: lr,
+            valid_loss,
+        });
+        progress.set_position(done as u64);
+        progress.set_message(match valid_loss {
+            Some(v) => format!("loss {loss_value:.4} valid {v:.4}"),
+            None => format!("loss {loss_value:.4}"),
+        });
+        if let Some(out) = output {
+            let due = done == training.steps
+                || (training.checkpoint_every > 0 && done % training.checkpoint_every == 0);
+            if due {
+                save(
+                    out.dir, spec, training, done, &model, &optimizer, &ema, &history,
+                )?;
+            }
+        }
+    }
+    progress.finish_and_clear();
+    let elapsed = began.elapsed().as_secs_f64();
+    let report = TrainingReport {
+        started_at: start,
+        steps: training.steps,
+        history,
+        steps_per_second: (training.steps - start.min(training.steps)) as f64 / elapsed.max(1e-9),
+        parameter_count,
+    };
+    Ok((ema.into_average(), report))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn save<AB, M, O>(
+    dir: &Path,
+    spec: &ModelSpec,
+    training: &TrainingConfig,
+    step: usize,
+    model: &M,
+    optimizer: &O,
+    ema: &ExponentialMovingAverage<M::InnerModule>,
+    history: &[LossPoint],
+) -> Result<()>
+where
+    AB: AutodiffBackend,
+    M: AutodiffModule<AB> + Clone,
+    M::InnerModule: Clone,
+    O: Optimizer<M, AB>,
+{
+    let optimizer_bytes =
+        Recorder::<AB>::record(&recorder(), optimizer.to_record(), ()).map_err(|e| {
+            ModelError::Checkpoint {
+                path: dir.display().to_string(),
+                reason: format!("cannot encode optimizer state: {e}"),
+            }
+        })?;
+    let files = [
+        (
+            "model.mpk",
+            encode_module::<AB::InnerBackend, _>(ema.average(), dir)?,
+        ),
+        ("train.mpk", encode_module::<AB, _>(model, dir)?),
+        ("optimizer.mpk", optimizer_bytes),
+    ];
+    let state = CheckpointState {
+        model: spec,
+        training,
+        step,
+        ema_updates: ema.updates(),
+        parameter_shapes: parameter_shapes::<AB, M>(model),
+        history,
+    };
+    Checkpoint::save(dir, state, &files)?;
+    write_loss_csv(&dir.join("loss.csv"), history)?;
+    write_loss_plot(&dir.join("loss.svg"), history)
+}
+
+/// Mean loss of the EMA model over the whole validation set, with fixed draws.
+fn validation_loss<B: Backend, M: TrainableModel<B>>(
+    model: &M,
+    data: &PairData,
+    training: &TrainingConfig,
+    device: &B::Device,
+) -> Result<f64> {
+    let rows: Vec<usize> = (0..data.rows()).collect();
+    let mut total = 0.0;
+    for (chunk_index, chunk) in rows.chunks(training.batch_size).enumerate() {
+        let mut rng = Batch::<B>::step_rng(training.seed ^ VALIDATION_STREAM_SALT, chunk_index);
+        let batch = Batch::<B>::draw(data, Some(chunk), chunk.len(), training, &mut rng, device);
+        let loss: f64 = model.loss(&batch)?.into_scalar().elem();
+        total += loss * chunk.len() as f64;
+    }
+    Ok(total / data.rows() as f64)
+}
+
+fn progress_bar(training: &TrainingConfig, start: usize) -> ProgressBar {
+    let target = if training.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let bar = ProgressBar::with_draw_target(Some(training.steps as u64), target);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} {wide_bar} {pos}/{len} {per_sec} {msg}")
+    {
+        bar.set_style(style);
+    }
+    bar.set_position(start as u64);
+    bar
+}
