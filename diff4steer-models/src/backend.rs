@@ -22,3 +22,19 @@ pub type WgpuBackend = burn::backend::Wgpu<f32>;
 /// The CUDA backend (f32).
 #[cfg(feature = "cuda")]
 pub type CudaBackend = burn::backend::Cuda<f32>;
+
+use std::sync::{Mutex, MutexGuard};
+
+/// burn's backends keep one process-wide random state, which weight initialisation and dropout
+/// draw from. Everything in this crate that seeds or draws from it (training runs, checkpoint
+/// loading) holds this lock meanwhile, so concurrent work in one process stays reproducible. Code
+/// outside the crate that draws from the same backend's RNG concurrently is not covered.
+static BACKEND_RNG: Mutex<()> = Mutex::new(());
+
+/// Takes the backend-RNG lock (see the static above); a poisoned lock is taken over, since it
+/// guards no data.
+pub(crate) fn backend_rng_lock() -> MutexGuard<'static, ()> {
+    BACKEND_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

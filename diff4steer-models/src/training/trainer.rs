@@ -14,6 +14,7 @@ use super::{
     clip_global_norm, learning_rate, write_loss_csv, write_loss_plot, Batch, Checkpoint,
     ExponentialMovingAverage, LossPoint, ModelSpec, PairData, TrainableModel, TrainingConfig,
 };
+use crate::backend::backend_rng_lock;
 use crate::prior::{DiffusionPrior, DiffusionPriorConfig};
 use crate::regression::{RegressionConfig, RegressionModel};
 use crate::{ModelError, Result};
@@ -26,7 +27,7 @@ const VALIDATION_STREAM_SALT: u64 = 0x5eed_0f_da7a;
 pub struct TrainingReport {
     /// The step the run started from (0, or the resumed checkpoint's step).
     pub started_at: usize,
-    /// Total steps trained (= the config's `steps`).
+    /// Total steps trained (the config's `steps`, or where the run was told to stop).
     pub steps: usize,
     /// Every step's losses, including those before a resume.
     pub history: Vec<LossPoint>,
@@ -49,8 +50,39 @@ pub struct Output<'a> {
     /// Checkpoint folder.
     pub dir: &'a Path,
     /// Continue from the newest checkpoint in `dir` (it must have the same model and training
-    /// configuration, except `steps`, `validate_every`, `checkpoint_every` and `progress`).
+    /// configuration, except `steps`, `validate_every`, `checkpoint_every` and `progress`; the
+    /// run reproduces an uninterrupted one exactly when `steps` is unchanged too).
     pub resume: bool,
+    /// Stop after this many steps in total (writing a checkpoint there), as a time-boxed or
+    /// interrupted run would; the learning-rate schedule still spans the config's `steps`.
+    pub stop_after: Option<usize>,
+}
+
+impl<'a> Output<'a> {
+    /// Checkpoints into `dir`, starting afresh.
+    pub fn new(dir: &'a Path) -> Self {
+        Self {
+            dir,
+            resume: false,
+            stop_after: None,
+        }
+    }
+
+    /// Checkpoints into `dir`, continuing its newest checkpoint if there is one.
+    pub fn resuming(dir: &'a Path) -> Self {
+        Self {
+            resume: true,
+            ..Self::new(dir)
+        }
+    }
+
+    /// Stops after `steps` steps in total.
+    pub fn stopping_after(self, steps: usize) -> Self {
+        Self {
+            stop_after: Some(steps),
+            ..self
+        }
+    }
 }
 
 /// Trains a [`DiffusionPrior`] with the EDM loss on `data` (σ_d is estimated from its targets and
@@ -171,6 +203,7 @@ where
     M::InnerModule: TrainableModel<AB::InnerBackend> + Clone,
 {
     training.validate()?;
+    let _rng_guard = backend_rng_lock();
     AB::seed(device, training.seed);
     let mut model = init()?;
     let parameter_count = model.num_params();
@@ -210,9 +243,12 @@ where
         start = checkpoint.step();
     }
 
+    let end = output
+        .and_then(|o| o.stop_after)
+        .map_or(training.steps, |stop| stop.min(training.steps));
     let progress = progress_bar(training, start);
     let began = Instant::now();
-    for step in start..training.steps {
+    for step in start..end {
         AB::seed(device, seed_for_step(training.seed, step));
         let mut rng = Batch::<AB>::step_rng(training.seed, step);
         let batch = Batch::<AB>::draw(data, None, training.batch_size, training, &mut rng, device);
@@ -266,9 +302,9 @@ where
     let elapsed = began.elapsed().as_secs_f64();
     let report = TrainingReport {
         started_at: start,
-        steps: training.steps,
+        steps: end.max(start),
         history,
-        steps_per_second: (training.steps - start.min(training.steps)) as f64 / elapsed.max(1e-9),
+        steps_per_second: end.saturating_sub(start) as f64 / elapsed.max(1e-9),
         parameter_count,
     };
     Ok((ema.into_average(), report))

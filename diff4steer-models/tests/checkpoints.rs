@@ -1,0 +1,286 @@
+//! Checkpoints: save → load is bit-identical, resume reproduces an uninterrupted run exactly, and
+//! missing, truncated, corrupt or mismatched checkpoints give typed errors.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use burn::tensor::Tensor;
+use common::*;
+use diff4steer_core::{Conditioning, Denoiser};
+use diff4steer_models::training::{
+    load_prior, load_regression, train_prior, train_regression, Checkpoint, Output, PairData,
+    TrainingConfig,
+};
+use diff4steer_models::{
+    DiffusionPrior, DiffusionPriorConfig, ModelError, RegressionConfig, ResMlpConfig,
+};
+
+fn data() -> PairData {
+    let mut noise = diff4steer_core::SeededNoise::new(3);
+    PairData::from_vecs(noise.normal_host(300, 5), 5, noise.normal_host(300, 3), 3).unwrap()
+}
+
+fn prior_config() -> DiffusionPriorConfig {
+    DiffusionPriorConfig::new(3, 5).with_network(
+        ResMlpConfig::new()
+            .with_width(32)
+            .with_depth(2)
+            .with_dropout(0.1)
+            .with_embedding_dim(16)
+            .with_fourier_features(4),
+    )
+}
+
+fn training(steps: usize) -> TrainingConfig {
+    TrainingConfig::new()
+        .with_steps(steps)
+        .with_batch_size(32)
+        .with_warmup_steps(5)
+        .with_validate_every(10)
+        .with_checkpoint_every(10)
+        .with_ema_decay(0.9)
+        .with_progress(false)
+        .with_seed(7)
+}
+
+fn train_into(
+    steps: usize,
+    output: Output<'_>,
+) -> (
+    DiffusionPrior<TestBackend>,
+    Vec<diff4steer_models::training::LossPoint>,
+) {
+    let valid = data();
+    let (model, _, report) = train_prior::<TestAutodiff>(
+        &prior_config(),
+        &training(steps),
+        &data(),
+        Some(&valid),
+        Some(output),
+        &Default::default(),
+    )
+    .unwrap();
+    (model, report.history)
+}
+
+fn outputs(model: &DiffusionPrior<TestBackend>) -> Vec<Vec<f64>> {
+    let device = Default::default();
+    let x = Tensor::<TestBackend, 2>::from_floats([[0.3, -1.0, 2.0], [1.0, 0.5, -0.2]], &device);
+    let sigma = Tensor::<TestBackend, 1>::from_floats([0.7, 5.0], &device);
+    let cond = Conditioning::with_null_rows(
+        Tensor::from_floats(
+            [[0.1, 0.2, 0.3, 0.4, 0.5], [1.0, 0.0, 0.0, 0.0, 0.0]],
+            &device,
+        ),
+        vec![false, true],
+    )
+    .unwrap();
+    rows(model.denoise(x, sigma, &cond).unwrap())
+}
+
+#[test]
+fn save_then_load_gives_bit_identical_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, history) = train_into(25, Output::new(dir.path()));
+    let (loaded, config) = load_prior::<TestBackend>(dir.path(), &Default::default()).unwrap();
+    assert_eq!(outputs(&model), outputs(&loaded));
+    assert!((config.sigma_data - data().target_std()).abs() < 1e-12);
+    // The newest checkpoint and one before it are kept; the loss curve is written.
+    let checkpoint = Checkpoint::open(dir.path()).unwrap();
+    assert_eq!(checkpoint.step(), 25);
+    assert_eq!(checkpoint.history(), &history[..]);
+    assert!(dir.path().join("step-000020").exists() && !dir.path().join("step-000010").exists());
+    let csv = fs::read_to_string(dir.path().join("loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 26);
+    assert!(fs::read_to_string(dir.path().join("loss.svg"))
+        .unwrap()
+        .starts_with("<svg"));
+}
+
+#[test]
+fn resume_reproduces_the_uninterrupted_run() {
+    let whole = tempfile::tempdir().unwrap();
+    let (uninterrupted, full_history) = train_into(30, Output::new(whole.path()));
+    let split = tempfile::tempdir().unwrap();
+    // Interrupted after 17 steps (the last checkpoint is at 17, not at a multiple of 10).
+    let (_, first_part) = train_into(30, Output::new(split.path()).stopping_after(17));
+    assert_eq!(first_part[..], full_history[..17]);
+    let (resumed, resumed_history) = train_into(30, Output::resuming(split.path()));
+    assert_eq!(
+        resumed_history, full_history,
+        "loss trajectories differ after resume"
+    );
+    assert_eq!(outputs(&resumed), outputs(&uninterrupted));
+    // A resume under another training configuration is refused.
+    let err = train_prior::<TestAutodiff>(
+        &prior_config(),
+        &training(40).with_learning_rate(0.5),
+        &data(),
+        None,
+        Some(Output::resuming(split.path())),
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, ModelError::Checkpoint { .. }), "{err}");
+}
+
+fn expect_checkpoint_error(dir: &Path) {
+    match load_prior::<TestBackend>(dir, &Default::default()) {
+        Err(ModelError::Checkpoint { .. }) => {}
+        Err(other) => panic!("expected a checkpoint error, got {other}"),
+        Ok(_) => panic!("a broken checkpoint loaded"),
+    }
+}
+
+#[test]
+fn broken_or_mismatched_checkpoints_give_typed_errors() {
+    let empty = tempfile::tempdir().unwrap();
+    expect_checkpoint_error(empty.path());
+
+    let dir = tempfile::tempdir().unwrap();
+    train_into(10, Output::new(dir.path()));
+    let step = dir.path().join("step-000010");
+    let pristine = |name: &str| fs::read(step.join(name)).unwrap();
+    let (weights, config) = (pristine("model.mpk"), pristine("config.json"));
+    let restore = || {
+        fs::write(step.join("model.mpk"), &weights).unwrap();
+        fs::write(step.join("config.json"), &config).unwrap();
+    };
+
+    // Truncated weights.
+    fs::write(step.join("model.mpk"), &weights[..weights.len() / 2]).unwrap();
+    expect_checkpoint_error(dir.path());
+    restore();
+    // One flipped byte.
+    let mut flipped = weights.clone();
+    flipped[weights.len() / 3] ^= 0x40;
+    fs::write(step.join("model.mpk"), &flipped).unwrap();
+    expect_checkpoint_error(dir.path());
+    restore();
+    // Missing weights.
+    fs::remove_file(step.join("model.mpk")).unwrap();
+    expect_checkpoint_error(dir.path());
+    restore();
+    // Truncated and garbage manifest.
+    fs::write(step.join("config.json"), &config[..config.len() / 2]).unwrap();
+    expect_checkpoint_error(dir.path());
+    fs::write(step.join("config.json"), b"\xff\xfe not json").unwrap();
+    expect_checkpoint_error(dir.path());
+    restore();
+    // A manifest whose model configuration does not match the stored weights (another width).
+    let text = String::from_utf8(config.clone())
+        .unwrap()
+        .replace("\"width\": 32", "\"width\": 48");
+    assert_ne!(text.as_bytes(), &config[..]);
+    fs::write(step.join("config.json"), text).unwrap();
+    expect_checkpoint_error(dir.path());
+    restore();
+    // `latest` pointing nowhere.
+    fs::write(dir.path().join("latest"), "step-999999").unwrap();
+    expect_checkpoint_error(dir.path());
+    fs::write(dir.path().join("latest"), "../../etc").unwrap();
+    expect_checkpoint_error(dir.path());
+    fs::write(dir.path().join("latest"), "step-000010").unwrap();
+    // Intact again, it loads; as the wrong kind of model it does not.
+    assert!(load_prior::<TestBackend>(dir.path(), &Default::default()).is_ok());
+    assert!(matches!(
+        load_regression::<TestBackend>(dir.path(), &Default::default()),
+        Err(ModelError::Checkpoint { .. })
+    ));
+}
+
+#[test]
+fn regression_checkpoints_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = RegressionConfig::new(3, 5).with_network(prior_config().network);
+    let (model, _) = train_regression::<TestAutodiff>(
+        &config,
+        &training(12),
+        &data(),
+        None,
+        Some(Output::new(dir.path())),
+        &Default::default(),
+    )
+    .unwrap();
+    let (loaded, loaded_config) =
+        load_regression::<TestBackend>(dir.path(), &Default::default()).unwrap();
+    assert_eq!(loaded_config, config);
+    let q = Tensor::<TestBackend, 2>::from_floats([[0.1, 0.2, 0.3, 0.4, 0.5]], &Default::default());
+    assert_eq!(rows(model.predict(q.clone())), rows(loaded.predict(q)));
+    assert!(matches!(
+        load_prior::<TestBackend>(dir.path(), &Default::default()),
+        Err(ModelError::Checkpoint { .. })
+    ));
+}
+
+#[test]
+fn invalid_training_input_gives_typed_errors() {
+    assert!(matches!(
+        PairData::from_vecs(vec![0.0; 10], 5, vec![0.0; 9], 3),
+        Err(ModelError::Data { .. })
+    ));
+    assert!(matches!(
+        PairData::from_vecs(vec![f32::NAN; 5], 5, vec![0.0; 3], 3),
+        Err(ModelError::Data { .. })
+    ));
+    assert!(matches!(
+        PairData::from_vecs(vec![], 5, vec![], 3),
+        Err(ModelError::Data { .. })
+    ));
+    let device = Default::default();
+    // Data of another dimension than the model.
+    let wrong = DiffusionPriorConfig::new(4, 5).with_network(prior_config().network);
+    assert!(matches!(
+        train_prior::<TestAutodiff>(&wrong, &training(2), &data(), None, None, &device),
+        Err(ModelError::Data { .. })
+    ));
+    // Invalid settings.
+    for bad in [
+        training(0),
+        training(5).with_batch_size(0),
+        training(5).with_learning_rate(f64::NAN),
+        training(5).with_cond_dropout(1.0),
+    ] {
+        assert!(matches!(
+            train_prior::<TestAutodiff>(&prior_config(), &bad, &data(), None, None, &device),
+            Err(ModelError::InvalidConfig { .. })
+        ));
+    }
+    let bad_net = DiffusionPriorConfig::new(3, 5).with_network(ResMlpConfig::new().with_width(0));
+    assert!(bad_net.init::<TestBackend>(&device).is_err());
+    // Constant targets have σ_data = 0.
+    let constant = PairData::from_vecs(vec![0.5; 50], 5, vec![1.0; 30], 3).unwrap();
+    assert!(matches!(
+        train_prior::<TestAutodiff>(
+            &prior_config(),
+            &training(2),
+            &constant,
+            None,
+            None,
+            &device
+        ),
+        Err(ModelError::Data { .. })
+    ));
+    // .npy files: missing, another dtype.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.npy");
+    assert!(matches!(
+        PairData::from_npy(&missing, &missing),
+        Err(ModelError::Data { .. })
+    ));
+    let f64_file = dir.path().join("f64.npy");
+    ndarray_npy::write_npy(&f64_file, &ndarray::Array2::<f64>::zeros((3, 2))).unwrap();
+    assert!(matches!(
+        PairData::from_npy(&f64_file, &f64_file),
+        Err(ModelError::Data { .. })
+    ));
+    let f32_file = dir.path().join("f32.npy");
+    ndarray_npy::write_npy(&f32_file, &ndarray::Array2::<f32>::ones((3, 2))).unwrap();
+    let pairs = PairData::from_npy(&f32_file, &f32_file).unwrap();
+    assert_eq!(
+        (pairs.rows(), pairs.query_dim(), pairs.target_dim()),
+        (3, 2, 2)
+    );
+}
