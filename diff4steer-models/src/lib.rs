@@ -8,7 +8,13 @@
 //! - [`sample_scheme_ode`]: EDM Algorithm 1 for schemes with a scale s(t) (VP, VE);
 //! - [`log_likelihood`]: log p(x | c) by the probability-flow ODE and the instantaneous change of
 //!   variables (exact trace or Hutchinson's estimator);
-//! - [`invert`]: the probability-flow ODE run backwards, from data to noise.
+//! - [`invert`]: the probability-flow ODE run backwards, from data to noise;
+//! - [`DiffusionPrior`]: the learned prior (ResNet-block MLP with FiLM, EDM preconditioning,
+//!   learned null query) and [`RegressionModel`], the one-point baseline;
+//! - [`training`]: EDM training with AdamW, warm-up + cosine decay, global-norm clipping, EMA,
+//!   validation, atomic checkpoints and exact resume;
+//! - [`SeedGenerator`]: K seeds per query from either model ([`PriorSeeds`] or the regression's K
+//!   copies), the interface retrieval consumes.
 //!
 //! Samplers are generic over any denoiser, so guidance and steering wrappers from
 //! `diff4steer-core` work unchanged.
@@ -40,6 +46,7 @@ pub mod precond;
 pub mod prior;
 pub mod regression;
 pub mod sampling;
+pub mod seeds;
 pub mod training;
 
 pub use error::{ModelError, Result};
@@ -50,3 +57,4 @@ pub use precond::EdmPreconditioning;
 pub use prior::{DiffusionPrior, DiffusionPriorConfig};
 pub use regression::{RegressionConfig, RegressionLoss, RegressionModel};
 pub use sampling::{sample_scheme_ode, Churn, Sampler, SamplerKind, SchemeOdeMethod, StepInfo};
+pub use seeds::{PriorSeeds, SeedGenerator};

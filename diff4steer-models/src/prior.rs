@@ -7,6 +7,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{activation::silu, backend::Backend, Distribution, Tensor};
 use diff4steer_core::{check_denoiser_inputs, Conditioning, Denoiser};
 
+use crate::backend::backend_rng_lock;
 use crate::network::{fourier_features, ResMlp, ResMlpConfig};
 use crate::precond::EdmPreconditioning;
 use crate::{ModelError, Result};
@@ -48,12 +49,22 @@ impl DiffusionPriorConfig {
         self.network.validate()
     }
 
-    /// A freshly initialised prior (weights from the backend's RNG: call `B::seed` first for a
-    /// reproducible initialisation).
+    /// A freshly initialised prior. Weights come from the backend's process-wide RNG (call
+    /// `B::seed` first for a reproducible initialisation; training does); the crate's RNG lock is
+    /// held meanwhile.
     ///
     /// # Errors
     /// As [`DiffusionPriorConfig::validate`].
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<DiffusionPrior<B>> {
+        let _rng_guard = backend_rng_lock();
+        self.init_holding_rng_lock(device)
+    }
+
+    /// [`Self::init`] for callers that already hold the backend-RNG lock (training runs).
+    pub(crate) fn init_holding_rng_lock<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<DiffusionPrior<B>> {
         self.validate()?;
         let net = &self.network;
         Ok(DiffusionPrior {

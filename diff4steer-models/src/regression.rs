@@ -7,6 +7,7 @@ use burn::tensor::{backend::Backend, Tensor};
 use diff4steer_core::tensor_util::row_norm;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::backend_rng_lock;
 use crate::network::{ResMlp, ResMlpConfig};
 use crate::{ModelError, Result};
 
@@ -50,11 +51,21 @@ impl RegressionConfig {
         self.network.validate()
     }
 
-    /// A freshly initialised model (call `B::seed` first for reproducibility).
+    /// A freshly initialised model (as [`crate::DiffusionPriorConfig::init`]: backend RNG, under the
+    /// crate's RNG lock).
     ///
     /// # Errors
     /// As [`RegressionConfig::validate`].
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<RegressionModel<B>> {
+        let _rng_guard = backend_rng_lock();
+        self.init_holding_rng_lock(device)
+    }
+
+    /// [`Self::init`] for callers that already hold the backend-RNG lock (training runs).
+    pub(crate) fn init_holding_rng_lock<B: Backend>(
+        &self,
+        device: &B::Device,
+    ) -> Result<RegressionModel<B>> {
         self.validate()?;
         Ok(RegressionModel {
             backbone: self.network.init(self.query_dim, self.target_dim, device),

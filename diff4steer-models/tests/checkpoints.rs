@@ -284,3 +284,54 @@ fn invalid_training_input_gives_typed_errors() {
         (3, 2, 2)
     );
 }
+
+#[test]
+fn both_models_serve_k_seeds_per_query() {
+    use diff4steer_models::{PriorSeeds, Sampler, SamplerKind, SeedGenerator};
+    let device = Default::default();
+    let prior = prior_config().init::<TestBackend>(&device).unwrap();
+    let regression = RegressionConfig::new(3, 5)
+        .with_network(prior_config().network)
+        .init::<TestBackend>(&device)
+        .unwrap();
+    let queries = Tensor::<TestBackend, 2>::from_floats(
+        [[0.1, 0.2, 0.3, 0.4, 0.5], [1.0, 0.0, 0.0, 0.0, 0.0]],
+        &device,
+    );
+    let sampler = Sampler::new(
+        SamplerKind::Heun,
+        diff4steer_core::karras(4, 0.002, 80.0, 7.0).unwrap(),
+    )
+    .unwrap();
+    let generators: [(&str, &dyn SeedGenerator<TestBackend>); 2] = [
+        ("prior", &PriorSeeds::new(prior, sampler)),
+        ("regression", &regression),
+    ];
+    for (name, generator) in generators {
+        let seeds = rows(generator.seeds(queries.clone(), 4, 9).unwrap());
+        assert_eq!((seeds.len(), seeds[0].len()), (8, 3), "{name}");
+        assert_eq!(
+            seeds,
+            rows(generator.seeds(queries.clone(), 4, 9).unwrap()),
+            "{name}: same seed"
+        );
+        // Query-major: rows 0–3 belong to query 0, and a query's seeds do not depend on the others.
+        let alone = rows(
+            generator
+                .seeds(queries.clone().narrow(0, 0, 1), 4, 9)
+                .unwrap(),
+        );
+        assert_eq!(alone[..], seeds[..4], "{name}");
+        assert!(
+            generator.seeds(queries.clone(), 0, 9).is_err(),
+            "{name}: k = 0"
+        );
+        let wide = Tensor::<TestBackend, 2>::zeros([2, 6], &device);
+        assert!(generator.seeds(wide, 2, 9).is_err(), "{name}: wrong width");
+        let nan = Tensor::<TestBackend, 2>::from_floats([[f32::NAN, 0.0, 0.0, 0.0, 0.0]], &device);
+        assert!(generator.seeds(nan, 2, 9).is_err(), "{name}: NaN");
+    }
+    // The regression baseline's K seeds are K copies of one point.
+    let copies = rows(regression.seeds(queries, 3, 0).unwrap());
+    assert!(copies[0] == copies[1] && copies[1] == copies[2] && copies[3] != copies[0]);
+}

@@ -23,7 +23,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{LossPoint, TrainingConfig};
-use crate::backend::backend_rng_lock;
 use crate::io::{read_file, write_atomic};
 use crate::prior::{DiffusionPrior, DiffusionPriorConfig};
 use crate::regression::{RegressionConfig, RegressionModel};
@@ -334,10 +333,7 @@ pub fn load_prior<B: Backend>(
             "holds a regression model, not a diffusion prior",
         ));
     };
-    let fresh = {
-        let _rng_guard = backend_rng_lock();
-        config.init::<B>(device)?
-    };
+    let fresh = config.init::<B>(device)?;
     Ok((checkpoint.load_into(fresh, "model.mpk", device)?, config))
 }
 

@@ -116,7 +116,7 @@ pub fn train_prior<AB: AutodiffBackend>(
     let spec = ModelSpec::DiffusionPrior(config.clone());
     let (model, report) = fit::<AB, DiffusionPrior<AB>>(
         &spec,
-        || config.init::<AB>(device),
+        || config.init_holding_rng_lock::<AB>(device),
         training,
         data,
         valid,
@@ -142,7 +142,7 @@ pub fn train_regression<AB: AutodiffBackend>(
     let spec = ModelSpec::Regression(config.clone());
     fit::<AB, RegressionModel<AB>>(
         &spec,
-        || config.init::<AB>(device),
+        || config.init_holding_rng_lock::<AB>(device),
         training,
         data,
         valid,
