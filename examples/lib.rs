@@ -1,4 +1,3 @@
-//! Helpers shared by the diff4steer example programs: atomic file output and scatter plots.
+//! Helpers shared by the diff4steer example programs: scatter plots.
 
-pub mod atomic;
 pub mod scatter;

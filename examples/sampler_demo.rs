@@ -17,8 +17,8 @@ use burn::tensor::{Tensor, TensorData};
 use clap::Parser;
 use diff4steer_core::tensor_util::to_host_f32;
 use diff4steer_core::{karras, Conditioning, GaussianMixture, LinearGuidance, SeededNoise};
-use diff4steer_examples::atomic::write_atomic;
 use diff4steer_examples::scatter::{render_svg, Panel};
+use diff4steer_models::io::write_atomic;
 use diff4steer_models::{Sampler, SamplerKind};
 
 type B = diff4steer_models::backend::CpuBackend;

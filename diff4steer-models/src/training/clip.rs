@@ -6,28 +6,33 @@ use burn::tensor::{backend::AutodiffBackend, Tensor};
 
 /// Scales every gradient by min(1, max_norm / ‖g‖), ‖g‖ the norm of all gradients together
 /// (Pascanu et al. 2013). burn's own clipping acts per parameter tensor; this acts on the whole
-/// model, the usual choice for diffusion training. Returns ‖g‖ before clipping.
+/// model, the usual choice for diffusion training. Returns ‖g‖ before clipping, or `None` when
+/// clipping is off (`max_norm` = 0), in which case nothing is computed.
 pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &mut GradientsParams,
     max_norm: f64,
-) -> f64 {
+) -> Option<f64> {
+    if max_norm <= 0.0 {
+        return None;
+    }
     let mut ids = IdCollector::default();
     module.visit(&mut ids);
-    let mut squared = 0.0f64;
-    for (id, dims) in &ids.params {
-        if let Some(g) = grad_flat::<B>(grads, *id, *dims) {
-            squared += g.square().sum().into_scalar().into_f64_lossy();
-        }
-    }
-    let norm = squared.sqrt();
-    if max_norm > 0.0 && norm > max_norm {
+    // One device-to-host read for the whole model.
+    let squared = ids
+        .params
+        .iter()
+        .filter_map(|(id, dims)| grad_flat::<B>(grads, *id, *dims))
+        .map(|g| g.square().sum())
+        .reduce(|a, b| a + b);
+    let norm = squared.map_or(0.0, |s| s.into_scalar().into_f64_lossy().sqrt());
+    if norm > max_norm {
         let scale = max_norm / norm;
         for (id, dims) in &ids.params {
             rescale::<B>(grads, *id, *dims, scale);
         }
     }
-    norm
+    Some(norm)
 }
 
 /// Parameter ids and ranks in visit order.
