@@ -13,7 +13,7 @@ use anyhow::Result;
 use clap::Parser;
 use diff4steer_core::SeededNoise;
 use diff4steer_models::backend::CpuAutodiff;
-use diff4steer_models::training::{train_prior, PairData, TrainingConfig};
+use diff4steer_models::training::{train_prior, Output, PairData, TrainingConfig};
 use diff4steer_models::{DiffusionPriorConfig, ResMlpConfig};
 
 /// Command-line options.
@@ -38,6 +38,9 @@ struct Args {
     /// Steps to time.
     #[arg(long, default_value_t = 60)]
     steps: usize,
+    /// Also write checkpoints and the loss curve (loss.csv, loss.svg) into this folder.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<()> {
@@ -60,8 +63,9 @@ fn main() -> Result<()> {
         .with_batch_size(args.batch)
         .with_progress(false);
     let backend = std::any::type_name::<CpuAutodiff>();
+    let output = args.out.as_deref().map(Output::new);
     let (_, _, report) =
-        train_prior::<CpuAutodiff>(&config, &training, &data, None, None, &Default::default())?;
+        train_prior::<CpuAutodiff>(&config, &training, &data, None, output, &Default::default())?;
     println!(
         "{backend}: width {} depth {} batch {} target {} query {}: {} parameters, {:.2} steps/s",
         args.width,

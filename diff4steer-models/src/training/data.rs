@@ -47,7 +47,7 @@ impl PairData {
                 "embedding dimensions must be at least 1",
             ));
         }
-        if queries.len() % query_dim != 0 || targets.len() % target_dim != 0 {
+        if !queries.len().is_multiple_of(query_dim) || !targets.len().is_multiple_of(target_dim) {
             return Err(data_error(
                 "pairs",
                 "buffer length is not a multiple of the dimension",

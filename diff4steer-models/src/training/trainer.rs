@@ -20,7 +20,7 @@ use crate::regression::{RegressionConfig, RegressionModel};
 use crate::{ModelError, Result};
 
 /// Salt of the validation draws' random stream (fixed, so validation losses are comparable).
-const VALIDATION_STREAM_SALT: u64 = 0x5eed_0f_da7a;
+const VALIDATION_STREAM_SALT: u64 = 0x005e_ed0f_da7a;
 
 /// What a training run did.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +106,7 @@ pub fn train_prior<AB: AutodiffBackend>(
 )> {
     check_dims(config.query_dim, config.target_dim, data, valid)?;
     let sigma_data = data.target_std();
-    if !(sigma_data > 0.0) {
+    if sigma_data.is_nan() || sigma_data <= 0.0 {
         return Err(ModelError::Data {
             source_name: "targets".into(),
             reason: "all target values are equal (σ_data = 0)".into(),
