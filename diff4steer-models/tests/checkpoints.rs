@@ -335,3 +335,37 @@ fn both_models_serve_k_seeds_per_query() {
     let copies = rows(regression.seeds(queries, 3, 0).unwrap());
     assert!(copies[0] == copies[1] && copies[1] == copies[2] && copies[3] != copies[0]);
 }
+
+#[test]
+fn cosine_regression_predicts_unit_vectors_and_learns_the_direction() {
+    use diff4steer_models::RegressionLoss;
+    // Every query maps to the same unit target direction (0.6, 0.8, 0).
+    let queries = diff4steer_core::SeededNoise::new(1).normal_host(200, 5);
+    let targets: Vec<f32> = (0..200).flat_map(|_| [0.6f32, 0.8, 0.0]).collect();
+    let data = PairData::from_vecs(queries, 5, targets, 3).unwrap();
+    let config = RegressionConfig::new(3, 5)
+        .with_loss(RegressionLoss::Cosine)
+        .with_network(prior_config().network.with_dropout(0.0));
+    let (model, report) = train_regression::<TestAutodiff>(
+        &config,
+        &training(150).with_learning_rate(3e-3),
+        &data,
+        None,
+        None,
+        &Default::default(),
+    )
+    .unwrap();
+    let first = report.history[0].train_loss;
+    let last = report.history[report.history.len() - 1].train_loss;
+    let q =
+        Tensor::<TestBackend, 2>::from_floats([[0.3, -0.2, 1.0, 0.0, 0.5]], &Default::default());
+    let p = rows(model.predict(q))[0].clone();
+    let norm = p.iter().map(|v| v * v).sum::<f64>().sqrt();
+    let cos = (0.6 * p[0] + 0.8 * p[1]) / norm;
+    println!("cosine loss {first:.4} → {last:.4}; prediction {p:.3?}, cos to target {cos:.4}");
+    assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+    assert!(
+        last < first / 4.0 && cos > 0.95,
+        "{first} → {last}, cos {cos}"
+    );
+}
