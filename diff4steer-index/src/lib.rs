@@ -1,6 +1,42 @@
 //! # diff4steer-index
 //!
-//! Vector indexes and seed fusion for diff4steer (burn-free): the `VectorIndex` trait, an exact
-//! flat index, HNSW, a faiss adapter behind a feature, and the fusion of per-seed hit lists into
-//! one ranked, diverse list. Not implemented yet: this crate is a workspace member so that the
-//! layout of DESIGN.md holds from the start; its contents arrive with the index issue.
+//! Vector indexes and seed fusion for diff4steer (burn-free): many seeds per query become one
+//! ranked, diverse list.
+//!
+//! - [`VectorIndex`]: `dim`, `len`, `add` with ids, batched `search` / `search_filtered` returning
+//!   [`Hit`]s whose score is always "higher is more similar" under a [`Similarity`];
+//! - [`FlatIndex`]: exact search as blocked GEMM + bounded top-k, multi-threaded; save/load with a
+//!   checksum, written atomically; the oracle for approximate indexes;
+//! - [`fuse`]: per-seed lists → one list by max score, mean score, reciprocal-rank fusion,
+//!   round-robin or MMR ([`Fusion`]).
+//!
+//! ## Quick start
+//! ```
+//! use diff4steer_index::{fuse, FlatIndex, Fusion, Similarity, VectorIndex};
+//!
+//! // Four items in 2-D; two seeds of one query.
+//! let items = [1.0, 0.0, 0.9, 0.1, 0.0, 1.0, 0.1, 0.9];
+//! let index = FlatIndex::from_rows(2, Similarity::Cosine, &items)?;
+//! let seeds = [1.0, 0.05, 0.05, 1.0];
+//! let per_seed = index.search(&seeds, 2)?;
+//! let fused = fuse(&per_seed, 3, Fusion::rrf(), &|id| index.vector(id))?;
+//! assert_eq!(fused.len(), 3);
+//! # Ok::<(), diff4steer_index::IndexError>(())
+//! ```
+
+pub mod atomic;
+pub mod error;
+pub mod flat;
+mod flat_file;
+pub mod fusion;
+pub mod hit;
+pub mod similarity;
+pub mod top_k;
+pub mod vector_index;
+
+pub use error::{IndexError, Result};
+pub use flat::FlatIndex;
+pub use fusion::{fuse, Fusion};
+pub use hit::Hit;
+pub use similarity::Similarity;
+pub use vector_index::VectorIndex;

@@ -1,0 +1,212 @@
+//! The exact index: brute force as a matrix product, multi-threaded, with bounded top-k.
+
+use std::collections::HashMap;
+
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+use crate::top_k::TopK;
+use crate::vector_index::{check_k, check_rows};
+use crate::{Hit, IndexError, Result, Similarity, VectorIndex};
+
+/// Catalogue rows scored per GEMM block (and per rayon task).
+const BLOCK_ROWS: usize = 4096;
+
+/// Exact nearest-neighbour search: scores every stored vector with one GEMM per block of
+/// [`BLOCK_ROWS`] items (ndarray's `dot`, i.e. matrixmultiply's SIMD sgemm), blocks in parallel
+/// with rayon, and keeps each query's best `k` in a bounded heap. Under cosine similarity vectors
+/// and queries are L2-normalised; under negative L2 the score is 2⟨q, x⟩ − ‖q‖² − ‖x‖². It is the
+/// correctness oracle for every approximate index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlatIndex {
+    dim: usize,
+    similarity: Similarity,
+    ids: Vec<u64>,
+    vectors: Vec<f32>,
+    squared_norms: Vec<f32>,
+    positions: HashMap<u64, usize>,
+}
+
+/// Normalises each row to unit L2 norm (zero rows stay zero).
+pub(crate) fn normalise_rows(values: &mut [f32], dim: usize) {
+    for row in values.chunks_mut(dim) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            row.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+}
+
+impl FlatIndex {
+    /// An empty index of `dim`-dimensional vectors.
+    ///
+    /// # Errors
+    /// [`IndexError::Shape`] for `dim = 0`.
+    pub fn new(dim: usize, similarity: Similarity) -> Result<Self> {
+        if dim == 0 {
+            return Err(IndexError::Shape {
+                what: "index",
+                reason: "dimension 0".into(),
+            });
+        }
+        Ok(Self {
+            dim,
+            similarity,
+            ids: Vec::new(),
+            vectors: Vec::new(),
+            squared_norms: Vec::new(),
+            positions: HashMap::new(),
+        })
+    }
+
+    /// An index holding `vectors` with ids 0, 1, 2, … (row numbers).
+    ///
+    /// # Errors
+    /// As [`FlatIndex::new`] and [`VectorIndex::add`].
+    pub fn from_rows(dim: usize, similarity: Similarity, vectors: &[f32]) -> Result<Self> {
+        let mut index = Self::new(dim, similarity)?;
+        let n = check_rows(vectors, dim, "vectors")?;
+        let ids: Vec<u64> = (0..n as u64).collect();
+        index.add(&ids, vectors)?;
+        Ok(index)
+    }
+
+    /// The stored ids, in insertion order.
+    pub fn ids(&self) -> &[u64] {
+        &self.ids
+    }
+
+    /// The stored vectors, row-major in insertion order.
+    pub fn vectors(&self) -> &[f32] {
+        &self.vectors
+    }
+
+    fn prepared(&self, values: &[f32]) -> Vec<f32> {
+        let mut v = values.to_vec();
+        if self.similarity == Similarity::Cosine {
+            normalise_rows(&mut v, self.dim);
+        }
+        v
+    }
+
+    /// Scores one block of catalogue rows against all queries and offers them to `tops`.
+    fn score_block(
+        &self,
+        queries: ArrayView2<'_, f32>,
+        query_norms: &[f32],
+        start: usize,
+        tops: &mut [TopK],
+        filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) {
+        let end = (start + BLOCK_ROWS).min(self.ids.len());
+        let block = ArrayView2::from_shape(
+            (end - start, self.dim),
+            &self.vectors[start * self.dim..end * self.dim],
+        )
+        .expect("block shape matches the stored buffer");
+        let scores = queries.dot(&block.t());
+        for (qi, (row, top)) in scores.outer_iter().zip(tops.iter_mut()).enumerate() {
+            let mut threshold = top.threshold();
+            for (j, &dot) in row.iter().enumerate() {
+                let item = start + j;
+                let score = match self.similarity {
+                    Similarity::NegativeL2 => {
+                        2.0 * dot - query_norms[qi] - self.squared_norms[item]
+                    }
+                    _ => dot,
+                };
+                if score < threshold {
+                    continue;
+                }
+                let id = self.ids[item];
+                if filter.is_some_and(|f| !f(id)) {
+                    continue;
+                }
+                top.push(Hit::new(id, score));
+                threshold = top.threshold();
+            }
+        }
+    }
+}
+
+impl VectorIndex for FlatIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn similarity(&self) -> Similarity {
+        self.similarity
+    }
+
+    fn add(&mut self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        let n = check_rows(vectors, self.dim, "vectors")?;
+        if n != ids.len() {
+            return Err(IndexError::Shape {
+                what: "ids",
+                reason: format!("{} ids for {n} vectors", ids.len()),
+            });
+        }
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        for &id in ids {
+            if self.positions.contains_key(&id) || !seen.insert(id) {
+                return Err(IndexError::DuplicateId { id });
+            }
+        }
+        let prepared = self.prepared(vectors);
+        for (i, (&id, row)) in ids.iter().zip(prepared.chunks(self.dim)).enumerate() {
+            self.positions.insert(id, self.ids.len() + i);
+            self.squared_norms.push(row.iter().map(|v| v * v).sum());
+        }
+        self.ids.extend_from_slice(ids);
+        self.vectors.extend_from_slice(&prepared);
+        Ok(())
+    }
+
+    fn search_filtered(
+        &self,
+        queries: &[f32],
+        k: usize,
+        filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
+    ) -> Result<Vec<Vec<Hit>>> {
+        check_k(k)?;
+        let nq = check_rows(queries, self.dim, "queries")?;
+        if nq == 0 || self.ids.is_empty() {
+            return Ok(vec![Vec::new(); nq]);
+        }
+        let prepared = self.prepared(queries);
+        let query_norms: Vec<f32> = prepared
+            .chunks(self.dim)
+            .map(|r| r.iter().map(|v| v * v).sum())
+            .collect();
+        let query_view =
+            ArrayView2::from_shape((nq, self.dim), &prepared).expect("query shape checked");
+        let blocks: Vec<usize> = (0..self.ids.len()).step_by(BLOCK_ROWS).collect();
+        let tops = blocks
+            .par_iter()
+            .map(|&start| {
+                let mut tops = vec![TopK::new(k); nq];
+                self.score_block(query_view, &query_norms, start, &mut tops, filter);
+                tops
+            })
+            .reduce(
+                || vec![TopK::new(k); nq],
+                |mut a, b| {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        x.merge(y);
+                    }
+                    a
+                },
+            );
+        Ok(tops.into_iter().map(TopK::into_sorted).collect())
+    }
+
+    fn vector(&self, id: u64) -> Option<&[f32]> {
+        self.positions
+            .get(&id)
+            .map(|&p| &self.vectors[p * self.dim..(p + 1) * self.dim])
+    }
+}
