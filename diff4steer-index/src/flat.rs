@@ -89,6 +89,31 @@ impl FlatIndex {
         v
     }
 
+    /// Adds vectors exactly as given (already normalised under cosine similarity), after the
+    /// checks of [`VectorIndex::add`]: used by `add` and by loading a saved index.
+    pub(crate) fn add_stored(&mut self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        let n = check_rows(vectors, self.dim, "vectors")?;
+        if n != ids.len() {
+            return Err(IndexError::Shape {
+                what: "ids",
+                reason: format!("{} ids for {n} vectors", ids.len()),
+            });
+        }
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        for &id in ids {
+            if self.positions.contains_key(&id) || !seen.insert(id) {
+                return Err(IndexError::DuplicateId { id });
+            }
+        }
+        for (i, (&id, row)) in ids.iter().zip(vectors.chunks(self.dim)).enumerate() {
+            self.positions.insert(id, self.ids.len() + i);
+            self.squared_norms.push(row.iter().map(|v| v * v).sum());
+        }
+        self.ids.extend_from_slice(ids);
+        self.vectors.extend_from_slice(vectors);
+        Ok(())
+    }
+
     /// Scores one block of catalogue rows against all queries and offers them to `tops`.
     fn score_block(
         &self,
@@ -143,27 +168,8 @@ impl VectorIndex for FlatIndex {
     }
 
     fn add(&mut self, ids: &[u64], vectors: &[f32]) -> Result<()> {
-        let n = check_rows(vectors, self.dim, "vectors")?;
-        if n != ids.len() {
-            return Err(IndexError::Shape {
-                what: "ids",
-                reason: format!("{} ids for {n} vectors", ids.len()),
-            });
-        }
-        let mut seen = std::collections::HashSet::with_capacity(ids.len());
-        for &id in ids {
-            if self.positions.contains_key(&id) || !seen.insert(id) {
-                return Err(IndexError::DuplicateId { id });
-            }
-        }
         let prepared = self.prepared(vectors);
-        for (i, (&id, row)) in ids.iter().zip(prepared.chunks(self.dim)).enumerate() {
-            self.positions.insert(id, self.ids.len() + i);
-            self.squared_norms.push(row.iter().map(|v| v * v).sum());
-        }
-        self.ids.extend_from_slice(ids);
-        self.vectors.extend_from_slice(&prepared);
-        Ok(())
+        self.add_stored(ids, &prepared)
     }
 
     fn search_filtered(

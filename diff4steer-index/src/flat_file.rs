@@ -85,7 +85,7 @@ impl FlatIndex {
             .collect();
         let mut index = FlatIndex::new(dim, similarity)?;
         index
-            .add(&ids, &vectors)
+            .add_stored(&ids, &vectors)
             .map_err(|e| corrupt(&format!("invalid contents: {e}")))?;
         Ok(index)
     }

@@ -1,0 +1,215 @@
+//! One conformance body run against every index, compared with an independent brute-force
+//! scorer (`Similarity::score` on every pair, full sort).
+
+use diff4steer_index::{FlatIndex, Hit, IndexError, Similarity, VectorIndex};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn random_rows(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n * dim)
+        .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+        .collect()
+}
+
+/// Independent truth: score every item with `Similarity::score`, sort everything.
+fn brute_force(
+    items: &[f32],
+    ids: &[u64],
+    dim: usize,
+    sim: Similarity,
+    query: &[f32],
+    k: usize,
+    filter: &dyn Fn(u64) -> bool,
+) -> Vec<Hit> {
+    let mut hits: Vec<Hit> = items
+        .chunks(dim)
+        .zip(ids)
+        .filter(|(_, &id)| filter(id))
+        .map(|(item, &id)| Hit::new(id, sim.score(query, item)))
+        .collect();
+    hits.sort_by(Hit::ranking);
+    hits.truncate(k);
+    hits
+}
+
+fn assert_same_ids(got: &[Hit], expected: &[Hit], context: &str) {
+    assert_eq!(got.len(), expected.len(), "{context}: lengths");
+    for (g, e) in got.iter().zip(expected) {
+        // Scores agree to float tolerance; ids must agree unless two scores tie within it.
+        assert!(
+            (g.score - e.score).abs() <= 1e-4 * e.score.abs().max(1.0),
+            "{context}: {g:?} vs {e:?}"
+        );
+        if g.id != e.id {
+            assert!(
+                (g.score - e.score).abs() <= 1e-4,
+                "{context}: ids {} vs {}",
+                g.id,
+                e.id
+            );
+        }
+    }
+}
+
+/// The conformance body: every index type runs it through `conformance!`.
+fn check_index<I: VectorIndex>(
+    make: &dyn Fn(usize, Similarity) -> I,
+    save_load: Option<&dyn Fn(&I) -> I>,
+) {
+    let dim = 16;
+    for sim in [
+        Similarity::InnerProduct,
+        Similarity::Cosine,
+        Similarity::NegativeL2,
+    ] {
+        // Empty index: searches return empty lists, k = 0 is still an error.
+        let empty = make(dim, sim);
+        assert!(empty.is_empty());
+        let q = random_rows(2, dim, 1);
+        assert_eq!(empty.search(&q, 5).unwrap(), vec![Vec::<Hit>::new(); 2]);
+        assert!(matches!(
+            empty.search(&q, 0),
+            Err(IndexError::InvalidParameter { .. })
+        ));
+
+        let n = 5000; // more than one GEMM block
+        let items = random_rows(n, dim, 2);
+        let ids: Vec<u64> = (0..n as u64).map(|i| i * 3 + 7).collect();
+        let mut index = make(dim, sim);
+        index.add(&ids, &items).unwrap();
+        assert_eq!(index.len(), n);
+        let queries = random_rows(7, dim, 3);
+        let all = |_: u64| true;
+        let hits = index.search(&queries, 10).unwrap();
+        for (qi, query) in queries.chunks(dim).enumerate() {
+            let truth = brute_force(&items, &ids, dim, sim, query, 10, &all);
+            assert_same_ids(&hits[qi], &truth, &format!("{sim} query {qi}"));
+        }
+        // Filtered search: only ids divisible by 2.
+        let even = |id: u64| id % 2 == 0;
+        let filtered = index.search_filtered(&queries, 10, Some(&even)).unwrap();
+        for (qi, query) in queries.chunks(dim).enumerate() {
+            assert!(filtered[qi].iter().all(|h| even(h.id)));
+            let truth = brute_force(&items, &ids, dim, sim, query, 10, &even);
+            assert_same_ids(&filtered[qi], &truth, &format!("{sim} filtered {qi}"));
+        }
+        // k larger than the index: everything, ranked.
+        let mut small = make(dim, sim);
+        small.add(&ids[..4], &items[..4 * dim]).unwrap();
+        let everything = small.search(&queries[..dim], 50).unwrap();
+        assert_eq!(everything[0].len(), 4);
+        assert_same_ids(
+            &everything[0],
+            &brute_force(
+                &items[..4 * dim],
+                &ids[..4],
+                dim,
+                sim,
+                &queries[..dim],
+                50,
+                &all,
+            ),
+            "k > len",
+        );
+        // Bad input.
+        assert!(matches!(
+            index.search(&queries[..dim - 1], 3),
+            Err(IndexError::DimMismatch { .. })
+        ));
+        let mut nan = queries[..dim].to_vec();
+        nan[3] = f32::NAN;
+        assert!(matches!(
+            index.search(&nan, 3),
+            Err(IndexError::NonFinite { .. })
+        ));
+        assert!(matches!(
+            index.add(&[ids[0]], &items[..dim]),
+            Err(IndexError::DuplicateId { .. })
+        ));
+        assert!(matches!(
+            index.add(&[1, 1], &items[..2 * dim]),
+            Err(IndexError::DuplicateId { .. })
+        ));
+        assert!(matches!(
+            index.add(&[1, 2], &items[..dim]),
+            Err(IndexError::Shape { .. })
+        ));
+        let mut inf = items[..dim].to_vec();
+        inf[0] = f32::INFINITY;
+        assert!(matches!(
+            index.add(&[1], &inf),
+            Err(IndexError::NonFinite { .. })
+        ));
+        assert_eq!(index.len(), n, "failed adds must add nothing");
+        // Save / load round trip.
+        if let Some(round_trip) = save_load {
+            let loaded = round_trip(&index);
+            assert_eq!(loaded.search(&queries, 10).unwrap(), hits);
+        }
+    }
+}
+
+macro_rules! conformance {
+    ($name:ident, $make:expr, $save_load:expr) => {
+        #[test]
+        fn $name() {
+            check_index(&$make, $save_load);
+        }
+    };
+}
+
+fn flat_round_trip(index: &FlatIndex) -> FlatIndex {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.bin");
+    index.save(&path).unwrap();
+    FlatIndex::load(&path).unwrap()
+}
+
+conformance!(
+    flat_index_conforms,
+    |dim, sim| FlatIndex::new(dim, sim).unwrap(),
+    Some(&flat_round_trip)
+);
+
+#[test]
+fn flat_files_that_are_broken_give_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.bin");
+    assert!(matches!(FlatIndex::load(&path), Err(IndexError::Io { .. })));
+    let index = FlatIndex::from_rows(4, Similarity::Cosine, &random_rows(20, 4, 9)).unwrap();
+    index.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(!dir.path().join("index.bin.tmp").exists());
+    for broken in [
+        bytes[..bytes.len() / 2].to_vec(),
+        bytes[..10].to_vec(),
+        Vec::new(),
+        {
+            let mut b = bytes.clone();
+            b[40] ^= 1;
+            b
+        },
+        {
+            let mut b = bytes.clone();
+            b[0] = b'X';
+            b
+        },
+    ] {
+        std::fs::write(&path, &broken).unwrap();
+        assert!(
+            matches!(FlatIndex::load(&path), Err(IndexError::Corrupt { .. })),
+            "{} bytes",
+            broken.len()
+        );
+    }
+    assert!(FlatIndex::new(0, Similarity::Cosine).is_err());
+    assert!("hamming".parse::<Similarity>().is_err());
+    for s in [
+        Similarity::InnerProduct,
+        Similarity::Cosine,
+        Similarity::NegativeL2,
+    ] {
+        assert_eq!(s.name().parse::<Similarity>().unwrap(), s);
+    }
+}
