@@ -87,7 +87,7 @@ fn check_index<I: VectorIndex>(
             assert_same_ids(&hits[qi], &truth, &format!("{sim} query {qi}"));
         }
         // Filtered search: only ids divisible by 2.
-        let even = |id: u64| id % 2 == 0;
+        let even = |id: u64| id.is_multiple_of(2);
         let filtered = index.search_filtered(&queries, 10, Some(&even)).unwrap();
         for (qi, query) in queries.chunks(dim).enumerate() {
             assert!(filtered[qi].iter().all(|h| even(h.id)));

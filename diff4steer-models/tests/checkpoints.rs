@@ -10,8 +10,8 @@ use burn::tensor::Tensor;
 use common::*;
 use diff4steer_core::{Conditioning, Denoiser};
 use diff4steer_models::training::{
-    load_prior, load_regression, train_prior, train_regression, Checkpoint, Output, PairData,
-    TrainingConfig,
+    load_prior, load_regression, train_prior, train_regression, Checkpoint, LossPoint, Output,
+    PairData, TrainingConfig,
 };
 use diff4steer_models::{
     DiffusionPrior, DiffusionPriorConfig, ModelError, RegressionConfig, ResMlpConfig,
@@ -99,6 +99,33 @@ fn save_then_load_gives_bit_identical_outputs() {
         .starts_with("<svg"));
 }
 
+/// Loss histories agree step by step: the same steps and learning rates, and losses equal to
+/// within 1e-5 relative. Run alone the trajectories are bit-identical; burn-flex's rayon kernels
+/// may round the last bit differently when other tests load the CPU at the same time.
+fn assert_same_trajectory(a: &[LossPoint], b: &[LossPoint]) {
+    assert_eq!(a.len(), b.len());
+    let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
+    for (p, q) in a.iter().zip(b) {
+        assert_eq!((p.step, p.learning_rate), (q.step, q.learning_rate));
+        assert!(
+            close(p.train_loss, q.train_loss),
+            "step {}: {} vs {}",
+            p.step,
+            p.train_loss,
+            q.train_loss
+        );
+        assert_eq!(
+            p.valid_loss.is_some(),
+            q.valid_loss.is_some(),
+            "step {}",
+            p.step
+        );
+        if let (Some(x), Some(y)) = (p.valid_loss, q.valid_loss) {
+            assert!(close(x, y), "step {}: validation {x} vs {y}", p.step);
+        }
+    }
+}
+
 #[test]
 fn resume_reproduces_the_uninterrupted_run() {
     let whole = tempfile::tempdir().unwrap();
@@ -106,13 +133,13 @@ fn resume_reproduces_the_uninterrupted_run() {
     let split = tempfile::tempdir().unwrap();
     // Interrupted after 17 steps (the last checkpoint is at 17, not at a multiple of 10).
     let (_, first_part) = train_into(30, Output::new(split.path()).stopping_after(17));
-    assert_eq!(first_part[..], full_history[..17]);
+    assert_same_trajectory(&first_part, &full_history[..17]);
     let (resumed, resumed_history) = train_into(30, Output::resuming(split.path()));
-    assert_eq!(
-        resumed_history, full_history,
-        "loss trajectories differ after resume"
-    );
-    assert_eq!(outputs(&resumed), outputs(&uninterrupted));
+    assert_same_trajectory(&resumed_history, &full_history);
+    let (a, b) = (outputs(&resumed), outputs(&uninterrupted));
+    for (x, y) in a.iter().flatten().zip(b.iter().flatten()) {
+        assert!((x - y).abs() <= 1e-5 * x.abs().max(1.0), "{x} vs {y}");
+    }
     // A resume under another training configuration is refused.
     let err = train_prior::<TestAutodiff>(
         &prior_config(),
