@@ -7,6 +7,8 @@
 //!   [`Hit`]s whose score is always "higher is more similar" under a [`Similarity`];
 //! - [`FlatIndex`]: exact search as blocked GEMM + bounded top-k, multi-threaded; save/load with a
 //!   checksum, written atomically; the oracle for approximate indexes;
+//! - [`HnswIndex`] (feature `hnsw`, default): approximate search over an HNSW graph, re-scored
+//!   exactly;
 //! - [`fuse`]: per-seed lists → one list by max score, mean score, reciprocal-rank fusion,
 //!   round-robin or MMR ([`Fusion`]).
 //!
@@ -30,6 +32,8 @@ pub mod flat;
 mod flat_file;
 pub mod fusion;
 pub mod hit;
+#[cfg(feature = "hnsw")]
+pub mod hnsw;
 pub mod similarity;
 pub mod top_k;
 pub mod vector_index;
@@ -38,5 +42,7 @@ pub use error::{IndexError, Result};
 pub use flat::FlatIndex;
 pub use fusion::{fuse, Fusion};
 pub use hit::Hit;
+#[cfg(feature = "hnsw")]
+pub use hnsw::{HnswConfig, HnswIndex};
 pub use similarity::Similarity;
 pub use vector_index::VectorIndex;

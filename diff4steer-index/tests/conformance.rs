@@ -33,6 +33,19 @@ fn brute_force(
     hits
 }
 
+/// For approximate indexes: every returned score is exact for its id, and at least `min_recall`
+/// of the true top ids are found.
+fn assert_recall(got: &[Hit], expected: &[Hit], min_recall: f64, context: &str) {
+    assert!(got.len() <= expected.len(), "{context}: too many hits");
+    let truth: std::collections::HashSet<u64> = expected.iter().map(|h| h.id).collect();
+    let found = got.iter().filter(|h| truth.contains(&h.id)).count();
+    let recall = found as f64 / expected.len().max(1) as f64;
+    assert!(recall >= min_recall, "{context}: recall {recall}");
+    for pair in got.windows(2) {
+        assert!(pair[0].score >= pair[1].score, "{context}: not sorted");
+    }
+}
+
 fn assert_same_ids(got: &[Hit], expected: &[Hit], context: &str) {
     assert_eq!(got.len(), expected.len(), "{context}: lengths");
     for (g, e) in got.iter().zip(expected) {
@@ -52,17 +65,29 @@ fn assert_same_ids(got: &[Hit], expected: &[Hit], context: &str) {
     }
 }
 
+/// How an index is checked against brute force: exactly, or by a minimum recall.
+#[derive(Clone, Copy)]
+enum Truth {
+    Exact,
+    Recall(f64),
+}
+
+fn compare(got: &[Hit], expected: &[Hit], truth: Truth, context: &str) {
+    match truth {
+        Truth::Exact => assert_same_ids(got, expected, context),
+        Truth::Recall(r) => assert_recall(got, expected, r, context),
+    }
+}
+
 /// The conformance body: every index type runs it through `conformance!`.
 fn check_index<I: VectorIndex>(
     make: &dyn Fn(usize, Similarity) -> I,
     save_load: Option<&dyn Fn(&I) -> I>,
+    similarities: &[Similarity],
+    truth: Truth,
 ) {
     let dim = 16;
-    for sim in [
-        Similarity::InnerProduct,
-        Similarity::Cosine,
-        Similarity::NegativeL2,
-    ] {
+    for &sim in similarities {
         // Empty index: searches return empty lists, k = 0 is still an error.
         let empty = make(dim, sim);
         assert!(empty.is_empty());
@@ -83,16 +108,21 @@ fn check_index<I: VectorIndex>(
         let all = |_: u64| true;
         let hits = index.search(&queries, 10).unwrap();
         for (qi, query) in queries.chunks(dim).enumerate() {
-            let truth = brute_force(&items, &ids, dim, sim, query, 10, &all);
-            assert_same_ids(&hits[qi], &truth, &format!("{sim} query {qi}"));
+            let brute = brute_force(&items, &ids, dim, sim, query, 10, &all);
+            compare(&hits[qi], &brute, truth, &format!("{sim} query {qi}"));
         }
         // Filtered search: only ids divisible by 2.
         let even = |id: u64| id.is_multiple_of(2);
         let filtered = index.search_filtered(&queries, 10, Some(&even)).unwrap();
         for (qi, query) in queries.chunks(dim).enumerate() {
             assert!(filtered[qi].iter().all(|h| even(h.id)));
-            let truth = brute_force(&items, &ids, dim, sim, query, 10, &even);
-            assert_same_ids(&filtered[qi], &truth, &format!("{sim} filtered {qi}"));
+            let brute = brute_force(&items, &ids, dim, sim, query, 10, &even);
+            compare(
+                &filtered[qi],
+                &brute,
+                truth,
+                &format!("{sim} filtered {qi}"),
+            );
         }
         // k larger than the index: everything, ranked.
         let mut small = make(dim, sim);
@@ -151,13 +181,19 @@ fn check_index<I: VectorIndex>(
 }
 
 macro_rules! conformance {
-    ($name:ident, $make:expr, $save_load:expr) => {
+    ($name:ident, $make:expr, $save_load:expr, $similarities:expr, $truth:expr) => {
         #[test]
         fn $name() {
-            check_index(&$make, $save_load);
+            check_index(&$make, $save_load, $similarities, $truth);
         }
     };
 }
+
+const ALL: &[Similarity] = &[
+    Similarity::InnerProduct,
+    Similarity::Cosine,
+    Similarity::NegativeL2,
+];
 
 fn flat_round_trip(index: &FlatIndex) -> FlatIndex {
     let dir = tempfile::tempdir().unwrap();
@@ -169,8 +205,40 @@ fn flat_round_trip(index: &FlatIndex) -> FlatIndex {
 conformance!(
     flat_index_conforms,
     |dim, sim| FlatIndex::new(dim, sim).unwrap(),
-    Some(&flat_round_trip)
+    Some(&flat_round_trip),
+    ALL,
+    Truth::Exact
 );
+
+#[cfg(feature = "hnsw")]
+fn hnsw_round_trip(index: &diff4steer_index::HnswIndex) -> diff4steer_index::HnswIndex {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.bin");
+    index.save(&path).unwrap();
+    diff4steer_index::HnswIndex::load(&path, index.config()).unwrap()
+}
+
+#[cfg(feature = "hnsw")]
+conformance!(
+    hnsw_index_conforms,
+    |dim, sim| diff4steer_index::HnswIndex::new(dim, sim, Default::default(), 5000).unwrap(),
+    Some(&hnsw_round_trip),
+    &[Similarity::Cosine, Similarity::NegativeL2],
+    Truth::Recall(0.9)
+);
+
+#[cfg(feature = "hnsw")]
+#[test]
+fn hnsw_rejects_what_it_cannot_serve() {
+    use diff4steer_index::{HnswConfig, HnswIndex};
+    assert!(HnswIndex::new(8, Similarity::InnerProduct, HnswConfig::default(), 10).is_err());
+    let too_many_links = HnswConfig {
+        m: 300,
+        ..HnswConfig::default()
+    };
+    assert!(HnswIndex::new(8, Similarity::Cosine, too_many_links, 10).is_err());
+    assert!(HnswIndex::new(0, Similarity::Cosine, HnswConfig::default(), 10).is_err());
+}
 
 #[test]
 fn flat_files_that_are_broken_give_typed_errors() {
