@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use hnsw_rs::prelude::{DistL2, Hnsw};
+use rayon::prelude::*;
 
 use crate::flat::normalise_rows;
 use crate::vector_index::{check_k, check_rows};
@@ -179,7 +180,7 @@ impl VectorIndex for HnswIndex {
         let ef = self.config.ef_search.max(k);
         let position_filter = filter.map(|f| move |data_id: &usize| f(self.ids[*data_id]));
         Ok(prepared
-            .chunks(dim)
+            .par_chunks(dim)
             .map(|query| {
                 let found = match &position_filter {
                     Some(f) => self.graph.search_filter(query, k, ef, Some(f)),

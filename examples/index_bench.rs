@@ -1,0 +1,128 @@
+//! Flat vs HNSW on synthetic vectors: build time, queries per second and recall@10 of HNSW
+//! against the exact flat index.
+//!
+//! ```text
+//! cargo run --release --example index_bench -- --n 100000 --dim 128 --data sphere
+//! cargo run --release --example index_bench -- --n 100000 --dim 128 --data clustered
+//! ```
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use anyhow::Result;
+use clap::{Parser, ValueEnum};
+use diff4steer_core::SeededNoise;
+use diff4steer_index::{FlatIndex, HnswConfig, HnswIndex, Similarity, VectorIndex};
+
+/// Which synthetic vectors to index.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Data {
+    /// Uniform on the unit sphere.
+    Sphere,
+    /// 100 Gaussian clusters (spread 0.1 around random unit centres), normalised.
+    Clustered,
+}
+
+/// Command-line options.
+#[derive(Parser, Debug)]
+#[command(about = "Build and query flat and HNSW indexes; report QPS and recall@10")]
+struct Args {
+    /// Catalogue size.
+    #[arg(long, default_value_t = 100_000)]
+    n: usize,
+    /// Dimension.
+    #[arg(long, default_value_t = 128)]
+    dim: usize,
+    /// Number of queries.
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// Synthetic data.
+    #[arg(long, value_enum, default_value_t = Data::Sphere)]
+    data: Data,
+    /// HNSW M.
+    #[arg(long, default_value_t = 16)]
+    m: usize,
+    /// HNSW ef_construction.
+    #[arg(long, default_value_t = 200)]
+    ef_construction: usize,
+    /// HNSW ef_search values to try.
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256")]
+    ef_search: Vec<usize>,
+}
+
+fn vectors(data: Data, n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    let mut noise = SeededNoise::new(seed);
+    match data {
+        Data::Sphere => noise.normal_host(n, dim),
+        Data::Clustered => {
+            let centres = SeededNoise::new(999).normal_host(100, dim);
+            let jitter = noise.normal_host(n, dim);
+            (0..n)
+                .flat_map(|i| {
+                    let c = &centres[(i % 100) * dim..(i % 100 + 1) * dim];
+                    let norm = c.iter().map(|v| v * v).sum::<f32>().sqrt();
+                    let j = &jitter[i * dim..(i + 1) * dim];
+                    c.iter()
+                        .zip(j)
+                        .map(move |(a, b)| a / norm + 0.1 * b / (dim as f32).sqrt())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        }
+    }
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    let items = vectors(args.data, args.n, args.dim, 1);
+    let queries = vectors(args.data, args.queries, args.dim, 2);
+    let k = 10;
+
+    let start = Instant::now();
+    let flat = FlatIndex::from_rows(args.dim, Similarity::Cosine, &items)?;
+    println!("flat: built in {:.2} s", start.elapsed().as_secs_f64());
+    let start = Instant::now();
+    let truth = flat.search(&queries, k)?;
+    let flat_secs = start.elapsed().as_secs_f64();
+    println!(
+        "flat: {:.0} queries/s ({} queries batched)",
+        args.queries as f64 / flat_secs,
+        args.queries
+    );
+
+    let config = HnswConfig {
+        m: args.m,
+        ef_construction: args.ef_construction,
+        ef_search: 64,
+    };
+    let start = Instant::now();
+    let mut hnsw = HnswIndex::new(args.dim, Similarity::Cosine, config, args.n)?;
+    let ids: Vec<u64> = (0..args.n as u64).collect();
+    hnsw.add(&ids, &items)?;
+    println!(
+        "hnsw: built in {:.2} s (M {}, ef_construction {})",
+        start.elapsed().as_secs_f64(),
+        args.m,
+        args.ef_construction
+    );
+    for ef in &args.ef_search {
+        hnsw.set_ef_search(*ef);
+        let start = Instant::now();
+        let got = hnsw.search(&queries, k)?;
+        let secs = start.elapsed().as_secs_f64();
+        let recall = got
+            .iter()
+            .zip(&truth)
+            .map(|(g, t)| {
+                let t: HashSet<u64> = t.iter().map(|h| h.id).collect();
+                g.iter().filter(|h| t.contains(&h.id)).count() as f64 / k as f64
+            })
+            .sum::<f64>()
+            / args.queries as f64;
+        println!(
+            "hnsw ef_search {ef}: {:.0} queries/s, recall@10 {recall:.4}",
+            args.queries as f64 / secs
+        );
+    }
+    Ok(())
+}
