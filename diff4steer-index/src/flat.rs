@@ -81,7 +81,8 @@ impl FlatIndex {
         &self.vectors
     }
 
-    fn prepared(&self, values: &[f32]) -> Vec<f32> {
+    /// `values` as this index stores and compares them (L2-normalised rows under cosine).
+    pub(crate) fn prepared(&self, values: &[f32]) -> Vec<f32> {
         let mut v = values.to_vec();
         if self.similarity == Similarity::Cosine {
             normalise_rows(&mut v, self.dim);

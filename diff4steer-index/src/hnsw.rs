@@ -6,7 +6,6 @@ use std::path::Path;
 use hnsw_rs::prelude::{DistL2, Hnsw};
 use rayon::prelude::*;
 
-use crate::flat::normalise_rows;
 use crate::vector_index::{check_k, check_rows};
 use crate::{FlatIndex, Hit, IndexError, Result, Similarity, VectorIndex};
 
@@ -153,11 +152,7 @@ impl VectorIndex for HnswIndex {
     }
 
     fn add(&mut self, ids: &[u64], vectors: &[f32]) -> Result<()> {
-        check_rows(vectors, self.dim(), "vectors")?;
-        let mut prepared = vectors.to_vec();
-        if self.similarity() == Similarity::Cosine {
-            normalise_rows(&mut prepared, self.dim());
-        }
+        let prepared = self.store.prepared(vectors);
         self.insert_stored(ids, &prepared)
     }
 
@@ -173,10 +168,7 @@ impl VectorIndex for HnswIndex {
         if self.ids.is_empty() {
             return Ok(vec![Vec::new(); nq]);
         }
-        let mut prepared = queries.to_vec();
-        if self.similarity() == Similarity::Cosine {
-            normalise_rows(&mut prepared, dim);
-        }
+        let prepared = self.store.prepared(queries);
         let ef = self.config.ef_search.max(k);
         let position_filter = filter.map(|f| move |data_id: &usize| f(self.ids[*data_id]));
         Ok(prepared
