@@ -5,23 +5,11 @@ pub mod reference_mlp;
 
 /// The CPU backend of this build: burn-ndarray when a `cpu-ndarray…` feature is chosen, burn-flex
 /// otherwise (the project's default).
-#[cfg(any(
-    feature = "cpu-ndarray-plain",
-    feature = "cpu-ndarray-simd",
-    feature = "cpu-ndarray-threads",
-    feature = "cpu-ndarray-simd-threads",
-    feature = "cpu-ndarray-openblas"
-))]
+#[cfg(feature = "cpu-ndarray")]
 pub type CpuBackend = burn::backend::NdArray<f32>;
 /// The CPU backend of this build: burn-ndarray when a `cpu-ndarray…` feature is chosen, burn-flex
 /// otherwise (the project's default).
-#[cfg(not(any(
-    feature = "cpu-ndarray-plain",
-    feature = "cpu-ndarray-simd",
-    feature = "cpu-ndarray-threads",
-    feature = "cpu-ndarray-simd-threads",
-    feature = "cpu-ndarray-openblas"
-)))]
+#[cfg(not(feature = "cpu-ndarray"))]
 pub type CpuBackend = burn::backend::Flex<f32>;
 
 /// A label naming the CPU backend variant this binary was built with, for bench IDs.

@@ -6,7 +6,7 @@ use ndarray::ArrayView2;
 use rayon::prelude::*;
 
 use crate::top_k::TopK;
-use crate::vector_index::{check_k, check_rows};
+use crate::vector_index::{check_rows, check_search};
 use crate::{Hit, IndexError, Result, Similarity, VectorIndex};
 
 /// Catalogue rows scored per GEMM block (and per rayon task).
@@ -179,8 +179,7 @@ impl VectorIndex for FlatIndex {
         k: usize,
         filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
     ) -> Result<Vec<Vec<Hit>>> {
-        check_k(k)?;
-        let nq = check_rows(queries, self.dim, "queries")?;
+        let nq = check_search(queries, self.dim, k)?;
         if nq == 0 || self.ids.is_empty() {
             return Ok(vec![Vec::new(); nq]);
         }

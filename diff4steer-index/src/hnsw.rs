@@ -6,7 +6,7 @@ use std::path::Path;
 use hnsw_rs::prelude::{DistL2, Hnsw};
 use rayon::prelude::*;
 
-use crate::vector_index::{check_k, check_rows};
+use crate::vector_index::check_search;
 use crate::{FlatIndex, Hit, IndexError, Result, Similarity, VectorIndex};
 
 /// HNSW parameters: M (links per node), ef_construction and ef_search (candidate-list sizes).
@@ -162,9 +162,8 @@ impl VectorIndex for HnswIndex {
         k: usize,
         filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
     ) -> Result<Vec<Vec<Hit>>> {
-        check_k(k)?;
         let dim = self.dim();
-        let nq = check_rows(queries, dim, "queries")?;
+        let nq = check_search(queries, dim, k)?;
         if self.ids.is_empty() {
             return Ok(vec![Vec::new(); nq]);
         }

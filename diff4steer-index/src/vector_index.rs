@@ -73,6 +73,13 @@ pub(crate) fn check_rows(values: &[f32], dim: usize, what: &'static str) -> Resu
     Ok(values.len() / dim)
 }
 
+/// The checks every `search_filtered` starts with: k ≥ 1 and well-formed queries. Returns the
+/// number of queries.
+pub(crate) fn check_search(queries: &[f32], dim: usize, k: usize) -> Result<usize> {
+    check_k(k)?;
+    check_rows(queries, dim, "queries")
+}
+
 /// Checks k ≥ 1.
 pub(crate) fn check_k(k: usize) -> Result<()> {
     if k == 0 {
