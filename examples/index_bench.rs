@@ -40,13 +40,13 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Data::Sphere)]
     data: Data,
     /// HNSW M.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 32)]
     m: usize,
     /// HNSW ef_construction.
     #[arg(long, default_value_t = 200)]
     ef_construction: usize,
     /// HNSW ef_search values to try.
-    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256")]
+    #[arg(long, value_delimiter = ',', default_value = "32,64,128,256,512")]
     ef_search: Vec<usize>,
 }
 
@@ -94,11 +94,10 @@ fn main() -> Result<()> {
         m: args.m,
         ef_construction: args.ef_construction,
         ef_search: 64,
+        seed: 0,
     };
     let start = Instant::now();
-    let mut hnsw = HnswIndex::new(args.dim, Similarity::Cosine, config, args.n)?;
-    let ids: Vec<u64> = (0..args.n as u64).collect();
-    hnsw.add(&ids, &items)?;
+    let mut hnsw = HnswIndex::from_rows(args.dim, Similarity::Cosine, config, &items)?;
     println!(
         "hnsw: built in {:.2} s (M {}, ef_construction {})",
         start.elapsed().as_secs_f64(),

@@ -51,6 +51,14 @@ pub enum IndexError {
         /// What is wrong.
         reason: String,
     },
+    /// The underlying library (faiss) refused an operation.
+    #[error("{operation} failed: {reason}")]
+    Backend {
+        /// What was attempted.
+        operation: &'static str,
+        /// The library's message.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {reason}")]
     Io {

@@ -81,6 +81,11 @@ impl FlatIndex {
         &self.vectors
     }
 
+    /// ‖x‖² of every stored vector, in insertion order.
+    pub(crate) fn squared_norms(&self) -> &[f32] {
+        &self.squared_norms
+    }
+
     /// `values` as this index stores and compares them (L2-normalised rows under cosine).
     pub(crate) fn prepared(&self, values: &[f32]) -> Vec<f32> {
         let mut v = values.to_vec();
@@ -93,6 +98,19 @@ impl FlatIndex {
     /// Adds vectors exactly as given (already normalised under cosine similarity), after the
     /// checks of [`VectorIndex::add`]: used by `add` and by loading a saved index.
     pub(crate) fn add_stored(&mut self, ids: &[u64], vectors: &[f32]) -> Result<()> {
+        self.check_new(ids, vectors)?;
+        for (i, (&id, row)) in ids.iter().zip(vectors.chunks(self.dim)).enumerate() {
+            self.positions.insert(id, self.ids.len() + i);
+            self.squared_norms.push(row.iter().map(|v| v * v).sum());
+        }
+        self.ids.extend_from_slice(ids);
+        self.vectors.extend_from_slice(vectors);
+        Ok(())
+    }
+
+    /// The checks of [`VectorIndex::add`] without adding: whole finite rows, one id per row, no
+    /// id already stored or repeated.
+    pub(crate) fn check_new(&self, ids: &[u64], vectors: &[f32]) -> Result<()> {
         let n = check_rows(vectors, self.dim, "vectors")?;
         if n != ids.len() {
             return Err(IndexError::Shape {
@@ -106,12 +124,6 @@ impl FlatIndex {
                 return Err(IndexError::DuplicateId { id });
             }
         }
-        for (i, (&id, row)) in ids.iter().zip(vectors.chunks(self.dim)).enumerate() {
-            self.positions.insert(id, self.ids.len() + i);
-            self.squared_norms.push(row.iter().map(|v| v * v).sum());
-        }
-        self.ids.extend_from_slice(ids);
-        self.vectors.extend_from_slice(vectors);
         Ok(())
     }
 

@@ -5,14 +5,11 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
-use crate::atomic::write_atomic;
+use crate::checked_file::{read_checked, write_checked};
 use crate::{FlatIndex, IndexError, Result, Similarity, VectorIndex};
 
 const MAGIC: &[u8; 8] = b"D4SFLAT1";
 const HEADER: usize = 8 + 1 + 8 + 8;
-const CHECKSUM: usize = 32;
 
 impl FlatIndex {
     /// Writes the index to `path` (temporary file, then rename).
@@ -20,7 +17,25 @@ impl FlatIndex {
     /// # Errors
     /// [`IndexError::Io`] naming the file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut bytes = Vec::with_capacity(HEADER + self.len() * (8 + 4 * self.dim()) + CHECKSUM);
+        write_checked(path, &self.to_bytes())
+    }
+
+    /// Reads an index written by [`FlatIndex::save`].
+    ///
+    /// # Errors
+    /// [`IndexError::Io`] when the file cannot be read; [`IndexError::Corrupt`] for another format,
+    /// a truncated or altered file (checksum), or inconsistent contents.
+    pub fn load(path: &Path) -> Result<Self> {
+        let body = read_checked(path, MAGIC)?;
+        Self::from_bytes(&body).map_err(|reason| IndexError::Corrupt {
+            path: path.display().to_string(),
+            reason,
+        })
+    }
+
+    /// The file body (without checksum).
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(HEADER + self.len() * (8 + 4 * self.dim()));
         bytes.extend_from_slice(MAGIC);
         bytes.push(self.similarity().code());
         bytes.extend_from_slice(&(self.dim() as u64).to_le_bytes());
@@ -31,49 +46,25 @@ impl FlatIndex {
         for v in self.vectors() {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        let digest = Sha256::digest(&bytes);
-        bytes.extend_from_slice(&digest);
-        write_atomic(path, &bytes).map_err(|e| IndexError::Io {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+        bytes
     }
 
-    /// Reads an index written by [`FlatIndex::save`].
-    ///
-    /// # Errors
-    /// [`IndexError::Io`] when the file cannot be read; [`IndexError::Corrupt`] for another format,
-    /// a truncated or altered file (checksum), or inconsistent contents.
-    pub fn load(path: &Path) -> Result<Self> {
-        let name = path.display().to_string();
-        let corrupt = |reason: &str| IndexError::Corrupt {
-            path: name.clone(),
-            reason: reason.to_owned(),
-        };
-        let bytes = std::fs::read(path).map_err(|e| IndexError::Io {
-            path: name.clone(),
-            reason: e.to_string(),
-        })?;
-        if bytes.len() < HEADER + CHECKSUM || &bytes[..8] != MAGIC {
-            return Err(corrupt(
-                "not a diff4steer flat index (bad magic or too short)",
-            ));
-        }
-        let (body, digest) = bytes.split_at(bytes.len() - CHECKSUM);
-        if Sha256::digest(body).as_slice() != digest {
-            return Err(corrupt("checksum mismatch: truncated or altered"));
+    /// Parses a body written by [`FlatIndex::to_bytes`]; the error says what is wrong.
+    pub(crate) fn from_bytes(body: &[u8]) -> std::result::Result<Self, String> {
+        if body.len() < HEADER || &body[..8] != MAGIC {
+            return Err("not a diff4steer flat index (bad magic or too short)".into());
         }
         let similarity =
-            Similarity::from_code(body[8]).ok_or_else(|| corrupt("unknown similarity code"))?;
+            Similarity::from_code(body[8]).ok_or_else(|| "unknown similarity code".to_owned())?;
         let read_u64 =
             |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
         let (dim, n) = (read_u64(9) as usize, read_u64(17) as usize);
         let expected = n
             .checked_mul(8 + 4 * dim)
             .and_then(|payload| payload.checked_add(HEADER))
-            .ok_or_else(|| corrupt("sizes overflow"))?;
+            .ok_or_else(|| "sizes overflow".to_owned())?;
         if body.len() != expected || dim == 0 {
-            return Err(corrupt("sizes in the header do not match the file"));
+            return Err("sizes in the header do not match the file".into());
         }
         let ids: Vec<u64> = body[HEADER..HEADER + 8 * n]
             .chunks_exact(8)
@@ -83,10 +74,10 @@ impl FlatIndex {
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
             .collect();
-        let mut index = FlatIndex::new(dim, similarity)?;
+        let mut index = FlatIndex::new(dim, similarity).map_err(|e| e.to_string())?;
         index
             .add_stored(&ids, &vectors)
-            .map_err(|e| corrupt(&format!("invalid contents: {e}")))?;
+            .map_err(|e| format!("invalid contents: {e}"))?;
         Ok(index)
     }
 }

@@ -7,8 +7,12 @@
 //!   [`Hit`]s whose score is always "higher is more similar" under a [`Similarity`];
 //! - [`FlatIndex`]: exact search as blocked GEMM + bounded top-k, multi-threaded; save/load with a
 //!   checksum, written atomically; the oracle for approximate indexes;
-//! - [`HnswIndex`] (feature `hnsw`, default): approximate search over an HNSW graph, re-scored
-//!   exactly;
+//! - [`HnswIndex`]: approximate search over an HNSW graph (implemented here: deterministic
+//!   parallel construction, parallel queries, filters, the graph saved with the vectors);
+//! - `FaissIndex` (feature `faiss`): any faiss index (Flat, HNSW, IVF, …) by index-factory
+//!   string, behind the same trait;
+//! - [`Preprocessor`]: centring, standardisation or PCA whitening fitted on the catalogue and
+//!   applied to items and seeds alike;
 //! - [`fuse`]: per-seed lists → one list by max score, mean score, reciprocal-rank fusion,
 //!   round-robin or MMR ([`Fusion`]).
 //!
@@ -27,22 +31,27 @@
 //! ```
 
 pub mod atomic;
+mod checked_file;
 pub mod error;
+#[cfg(feature = "faiss")]
+pub mod faiss_index;
 pub mod flat;
 mod flat_file;
 pub mod fusion;
 pub mod hit;
-#[cfg(feature = "hnsw")]
 pub mod hnsw;
+pub mod preprocess;
 pub mod similarity;
 pub mod top_k;
 pub mod vector_index;
 
 pub use error::{IndexError, Result};
+#[cfg(feature = "faiss")]
+pub use faiss_index::FaissIndex;
 pub use flat::FlatIndex;
 pub use fusion::{fuse, Fusion};
 pub use hit::Hit;
-#[cfg(feature = "hnsw")]
 pub use hnsw::{HnswConfig, HnswIndex};
+pub use preprocess::{Preprocessing, Preprocessor};
 pub use similarity::Similarity;
 pub use vector_index::VectorIndex;

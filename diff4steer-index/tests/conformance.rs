@@ -1,7 +1,9 @@
 //! One conformance body run against every index, compared with an independent brute-force
 //! scorer (`Similarity::score` on every pair, full sort).
 
-use diff4steer_index::{FlatIndex, Hit, IndexError, Similarity, VectorIndex};
+use diff4steer_index::{
+    FlatIndex, Hit, HnswConfig, HnswIndex, IndexError, Similarity, VectorIndex,
+};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -124,6 +126,13 @@ fn check_index<I: VectorIndex>(
                 &format!("{sim} filtered {qi}"),
             );
         }
+        // A restrictive filter (1 id in 64): still the true best among the accepted.
+        let rare = |id: u64| id.is_multiple_of(64);
+        let filtered = index.search_filtered(&queries, 10, Some(&rare)).unwrap();
+        for (qi, query) in queries.chunks(dim).enumerate() {
+            let brute = brute_force(&items, &ids, dim, sim, query, 10, &rare);
+            compare(&filtered[qi], &brute, truth, &format!("{sim} rare {qi}"));
+        }
         // k larger than the index: everything, ranked.
         let mut small = make(dim, sim);
         small.add(&ids[..4], &items[..4 * dim]).unwrap();
@@ -210,43 +219,146 @@ conformance!(
     Truth::Exact
 );
 
-#[cfg(feature = "hnsw")]
-fn hnsw_round_trip(index: &diff4steer_index::HnswIndex) -> diff4steer_index::HnswIndex {
+fn hnsw_round_trip(index: &HnswIndex) -> HnswIndex {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index.bin");
     index.save(&path).unwrap();
-    diff4steer_index::HnswIndex::load(&path, index.config()).unwrap()
+    let loaded = HnswIndex::load(&path).unwrap();
+    assert_eq!(&loaded, index, "the graph is saved, not rebuilt");
+    loaded
 }
 
-#[cfg(feature = "hnsw")]
 conformance!(
     hnsw_index_conforms,
-    |dim, sim| diff4steer_index::HnswIndex::new(dim, sim, Default::default(), 5000).unwrap(),
+    |dim, sim| HnswIndex::new(dim, sim, HnswConfig::default()).unwrap(),
     Some(&hnsw_round_trip),
     &[Similarity::Cosine, Similarity::NegativeL2],
     Truth::Recall(0.9)
 );
 
-#[cfg(feature = "hnsw")]
-#[test]
-fn hnsw_rejects_what_it_cannot_serve() {
-    use diff4steer_index::{HnswConfig, HnswIndex};
-    assert!(HnswIndex::new(8, Similarity::InnerProduct, HnswConfig::default(), 10).is_err());
-    let too_many_links = HnswConfig {
-        m: 300,
-        ..HnswConfig::default()
-    };
-    assert!(HnswIndex::new(8, Similarity::Cosine, too_many_links, 10).is_err());
-    assert!(HnswIndex::new(0, Similarity::Cosine, HnswConfig::default(), 10).is_err());
+#[cfg(feature = "faiss")]
+mod faiss_adapter {
+    use super::*;
+    use diff4steer_index::FaissIndex;
+
+    fn faiss_round_trip(index: &FaissIndex) -> FaissIndex {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index.bin");
+        index.save(&path).unwrap();
+        let loaded = FaissIndex::load(&path).unwrap();
+        assert_eq!(loaded.description(), index.description());
+        loaded
+    }
+
+    conformance!(
+        faiss_flat_conforms,
+        |dim, sim| FaissIndex::new(dim, sim, "Flat").unwrap(),
+        Some(&faiss_round_trip),
+        ALL,
+        Truth::Exact
+    );
+
+    conformance!(
+        faiss_hnsw_conforms,
+        |dim, sim| FaissIndex::new(dim, sim, "HNSW32").unwrap(),
+        Some(&faiss_round_trip),
+        ALL,
+        Truth::Recall(0.9)
+    );
+
+    // IVF with every list probed is exact; trained up front so that tiny indexes work.
+    conformance!(
+        faiss_ivf_conforms,
+        |dim, sim| {
+            let mut index = FaissIndex::new(dim, sim, "IVF16,Flat").unwrap();
+            index.train(&random_rows(2000, dim, 99)).unwrap();
+            index.set_parameter("nprobe", 16.0).unwrap();
+            index
+        },
+        Some(&faiss_round_trip),
+        ALL,
+        Truth::Exact
+    );
+
+    #[test]
+    fn faiss_refusals_are_typed_errors() {
+        assert!(matches!(
+            FaissIndex::new(8, Similarity::Cosine, "NoSuchIndex12"),
+            Err(IndexError::InvalidParameter { .. })
+        ));
+        let mut ivf = FaissIndex::new(8, Similarity::Cosine, "IVF64,Flat").unwrap();
+        assert!(!ivf.is_trained());
+        // Too few vectors to train 64 lists: an error, and nothing added.
+        assert!(matches!(
+            ivf.add(&[1, 2], &random_rows(2, 8, 1)),
+            Err(IndexError::Backend { .. })
+        ));
+        assert_eq!(ivf.len(), 0);
+        let mut flat = FaissIndex::new(8, Similarity::Cosine, "Flat").unwrap();
+        assert!(flat.set_parameter("efSearch", 10.0).is_err());
+        flat.add(&[1, 2], &random_rows(2, 8, 1)).unwrap();
+        check_broken_files(&|p| flat.save(p).unwrap(), &FaissIndex::load);
+    }
 }
 
 #[test]
-fn flat_files_that_are_broken_give_typed_errors() {
+fn hnsw_rejects_what_it_cannot_serve() {
+    assert!(HnswIndex::new(8, Similarity::InnerProduct, HnswConfig::default()).is_err());
+    for m in [0, 1, 300] {
+        let config = HnswConfig {
+            m,
+            ..HnswConfig::default()
+        };
+        assert!(
+            HnswIndex::new(8, Similarity::Cosine, config).is_err(),
+            "M {m}"
+        );
+    }
+    let no_ef = HnswConfig {
+        ef_construction: 0,
+        ..HnswConfig::default()
+    };
+    assert!(HnswIndex::new(8, Similarity::Cosine, no_ef).is_err());
+    assert!(HnswIndex::new(0, Similarity::Cosine, HnswConfig::default()).is_err());
+}
+
+#[test]
+fn hnsw_graph_does_not_depend_on_thread_count() {
+    let items = random_rows(3000, 12, 11);
+    let build = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(|| {
+                HnswIndex::from_rows(12, Similarity::Cosine, HnswConfig::default(), &items).unwrap()
+            })
+    };
+    let one = build(1);
+    assert_eq!(one, build(3), "1 thread vs 3 threads");
+    let other_seed = HnswIndex::from_rows(
+        12,
+        Similarity::Cosine,
+        HnswConfig {
+            seed: 5,
+            ..HnswConfig::default()
+        },
+        &items,
+    )
+    .unwrap();
+    assert_ne!(one, other_seed, "the seed draws the layers");
+}
+
+/// Writes `index`, then checks that a missing file, and truncated, altered or foreign versions of
+/// it, give typed errors from `load`.
+fn check_broken_files<T>(
+    save: &dyn Fn(&std::path::Path),
+    load: &dyn Fn(&std::path::Path) -> Result<T, IndexError>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index.bin");
-    assert!(matches!(FlatIndex::load(&path), Err(IndexError::Io { .. })));
-    let index = FlatIndex::from_rows(4, Similarity::Cosine, &random_rows(20, 4, 9)).unwrap();
-    index.save(&path).unwrap();
+    assert!(matches!(load(&path), Err(IndexError::Io { .. })));
+    save(&path);
     let bytes = std::fs::read(&path).unwrap();
     assert!(!dir.path().join("index.bin.tmp").exists());
     for broken in [
@@ -266,11 +378,45 @@ fn flat_files_that_are_broken_give_typed_errors() {
     ] {
         std::fs::write(&path, &broken).unwrap();
         assert!(
-            matches!(FlatIndex::load(&path), Err(IndexError::Corrupt { .. })),
+            matches!(load(&path), Err(IndexError::Corrupt { .. })),
             "{} bytes",
             broken.len()
         );
     }
+}
+
+#[test]
+fn hnsw_files_that_are_broken_give_typed_errors() {
+    let index = HnswIndex::from_rows(
+        4,
+        Similarity::Cosine,
+        HnswConfig::default(),
+        &random_rows(50, 4, 9),
+    )
+    .unwrap();
+    check_broken_files(&|p| index.save(p).unwrap(), &HnswIndex::load);
+    // A flat-index file is not an HNSW file, and the other way round.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flat.bin");
+    FlatIndex::from_rows(4, Similarity::Cosine, &random_rows(5, 4, 1))
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    assert!(matches!(
+        HnswIndex::load(&path),
+        Err(IndexError::Corrupt { .. })
+    ));
+    index.save(&path).unwrap();
+    assert!(matches!(
+        FlatIndex::load(&path),
+        Err(IndexError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn flat_files_that_are_broken_give_typed_errors() {
+    let index = FlatIndex::from_rows(4, Similarity::Cosine, &random_rows(20, 4, 9)).unwrap();
+    check_broken_files(&|p| index.save(p).unwrap(), &FlatIndex::load);
     assert!(FlatIndex::new(0, Similarity::Cosine).is_err());
     assert!("hamming".parse::<Similarity>().is_err());
     for s in [

@@ -1,0 +1,320 @@
+//! The layered proximity graph of HNSW (Malkov & Yashunin 2018, "Efficient and robust
+//! approximate nearest neighbor search using Hierarchical Navigable Small World graphs",
+//! arXiv:1603.09320): link storage, greedy descent, the best-first layer search (their
+//! Algorithm 2) and the neighbour-selection heuristic (their Algorithm 4).
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+
+use super::space::{Query, Space};
+use super::visited::Visited;
+
+/// A graph node: the position of its vector in the store.
+pub(crate) type Node = u32;
+
+/// The highest layer a node can be drawn into.
+pub(crate) const MAX_LEVEL: usize = 15;
+
+/// A node with its similarity to some base point (a query or another node); ordered by score,
+/// ties broken towards the lower node number so that every ordering is deterministic.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Scored {
+    /// Similarity to the base point (higher = nearer).
+    pub score: f32,
+    /// The node.
+    pub node: Node,
+}
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    /// Greater = better: higher score, then lower node.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then_with(|| other.node.cmp(&self.node))
+    }
+}
+
+/// Sorts best first.
+pub(crate) fn sort_best_first(list: &mut [Scored]) {
+    list.sort_unstable_by(|a, b| b.cmp(a));
+}
+
+/// The links of every node on every layer it belongs to. Layer 0 holds up to 2·M links per node,
+/// the upper layers up to M (the paper's M_max0 = 2·M, M_max = M). Links live in fixed-size slots
+/// (a count, then the links) so that layer 0, where searches spend their time, is one flat array.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Graph {
+    m: usize,
+    levels: Vec<u8>,
+    layer0: Vec<Node>,
+    upper: Vec<Vec<Node>>,
+    entry: Option<Node>,
+}
+
+impl Graph {
+    /// An empty graph with at most `m` links per node on the upper layers (2·m on layer 0).
+    pub(crate) fn new(m: usize) -> Self {
+        Self {
+            m,
+            levels: Vec::new(),
+            layer0: Vec::new(),
+            upper: Vec::new(),
+            entry: None,
+        }
+    }
+
+    /// Rebuilds a graph from its parts (see `hnsw/file.rs`); `None` when they are inconsistent:
+    /// slot arrays of the wrong size, a count above its layer's maximum, a link to a node that
+    /// does not exist (or to itself, or above the target's level), or an entry point that is not
+    /// a highest node.
+    pub(crate) fn from_parts(
+        m: usize,
+        levels: Vec<u8>,
+        layer0: Vec<Node>,
+        upper: Vec<Vec<Node>>,
+        entry: Option<Node>,
+    ) -> Option<Self> {
+        let n = levels.len();
+        let graph = Self {
+            m,
+            levels,
+            layer0,
+            upper,
+            entry,
+        };
+        let slots_ok =
+            graph.layer0.len() == n * (2 * m + 1)
+                && graph.upper.len() == n
+                && graph.levels.iter().zip(&graph.upper).all(|(&l, u)| {
+                    usize::from(l) <= MAX_LEVEL && u.len() == usize::from(l) * (m + 1)
+                });
+        if !slots_ok {
+            return None;
+        }
+        let entry_ok = match entry {
+            None => n == 0,
+            Some(e) => {
+                (e as usize) < n && graph.levels.iter().all(|&l| l <= graph.levels[e as usize])
+            }
+        };
+        if !entry_ok {
+            return None;
+        }
+        for node in 0..n as Node {
+            for layer in 0..=graph.level(node) {
+                let count = graph.count(node, layer);
+                if count > graph.max_links(layer) {
+                    return None;
+                }
+                let links_ok = graph
+                    .links(node, layer)
+                    .iter()
+                    .all(|&t| t != node && (t as usize) < n && graph.level(t) >= layer);
+                if !links_ok {
+                    return None;
+                }
+            }
+        }
+        Some(graph)
+    }
+
+    /// The parts [`Graph::from_parts`] takes back: M, levels, layer-0 slots, upper slots, entry.
+    pub(crate) fn parts(&self) -> (usize, &[u8], &[Node], &[Vec<Node>], Option<Node>) {
+        (self.m, &self.levels, &self.layer0, &self.upper, self.entry)
+    }
+
+    /// Number of nodes.
+    pub(crate) fn len(&self) -> usize {
+        self.levels.len()
+    }
+
+    /// The highest layer of `node`.
+    pub(crate) fn level(&self, node: Node) -> usize {
+        usize::from(self.levels[node as usize])
+    }
+
+    /// The entry point: a node on the highest layer.
+    pub(crate) fn entry(&self) -> Option<Node> {
+        self.entry
+    }
+
+    /// Maximum number of links on `layer`.
+    pub(crate) fn max_links(&self, layer: usize) -> usize {
+        if layer == 0 {
+            2 * self.m
+        } else {
+            self.m
+        }
+    }
+
+    fn slot_start(&self, layer: usize) -> usize {
+        (layer - 1) * (self.m + 1)
+    }
+
+    fn count(&self, node: Node, layer: usize) -> usize {
+        if layer == 0 {
+            self.layer0[node as usize * (2 * self.m + 1)] as usize
+        } else {
+            self.upper[node as usize][self.slot_start(layer)] as usize
+        }
+    }
+
+    /// The links of `node` on `layer` (which must be at most its level).
+    pub(crate) fn links(&self, node: Node, layer: usize) -> &[Node] {
+        let count = self.count(node, layer);
+        if layer == 0 {
+            let start = node as usize * (2 * self.m + 1) + 1;
+            &self.layer0[start..start + count]
+        } else {
+            let start = self.slot_start(layer) + 1;
+            &self.upper[node as usize][start..start + count]
+        }
+    }
+
+    /// Replaces the links of `node` on `layer`; `links` must fit the layer's maximum.
+    pub(crate) fn set_links(&mut self, node: Node, layer: usize, links: &[Node]) {
+        assert!(
+            links.len() <= self.max_links(layer),
+            "link list over capacity"
+        );
+        let slot = if layer == 0 {
+            let start = node as usize * (2 * self.m + 1);
+            &mut self.layer0[start..start + 2 * self.m + 1]
+        } else {
+            let start = self.slot_start(layer);
+            &mut self.upper[node as usize][start..start + self.m + 1]
+        };
+        slot[0] = links.len() as Node;
+        slot[1..=links.len()].copy_from_slice(links);
+    }
+
+    /// Appends a node without links on layers 0…`level`; returns its number.
+    pub(crate) fn push_node(&mut self, level: usize) -> Node {
+        let node = self.levels.len() as Node;
+        self.levels.push(level.min(MAX_LEVEL) as u8);
+        self.layer0.extend(std::iter::repeat_n(0, 2 * self.m + 1));
+        self.upper
+            .push(vec![0; level.min(MAX_LEVEL) * (self.m + 1)]);
+        node
+    }
+
+    /// Makes `node` the entry point if it reaches higher than the current one.
+    pub(crate) fn offer_entry(&mut self, node: Node) {
+        if self.entry.is_none_or(|e| self.level(node) > self.level(e)) {
+            self.entry = Some(node);
+        }
+    }
+
+    /// Greedy walk on `layer` from `start` to a local best for `query` (search with ef = 1).
+    pub(crate) fn greedy_closest(
+        &self,
+        space: &Space<'_>,
+        query: &Query<'_>,
+        start: Scored,
+        layer: usize,
+    ) -> Scored {
+        let mut best = start;
+        loop {
+            let mut moved = false;
+            for &n in self.links(best.node, layer) {
+                let candidate = Scored {
+                    score: space.score(query, n),
+                    node: n,
+                };
+                if candidate > best {
+                    best = candidate;
+                    moved = true;
+                }
+            }
+            if !moved {
+                return best;
+            }
+        }
+    }
+
+    /// Best-first search of one layer (Algorithm 2): the `ef` best nodes reachable from
+    /// `entries`, best first. With `accept`, only accepted nodes enter the result, while every
+    /// node may still be walked through.
+    pub(crate) fn search_layer(
+        &self,
+        space: &Space<'_>,
+        query: &Query<'_>,
+        entries: &[Scored],
+        ef: usize,
+        layer: usize,
+        visited: &mut Visited,
+        accept: Option<&[bool]>,
+    ) -> Vec<Scored> {
+        let accepted = |n: Node| accept.is_none_or(|a| a[n as usize]);
+        visited.start(self.len());
+        let mut candidates: BinaryHeap<Scored> = BinaryHeap::with_capacity(4 * ef);
+        let mut results: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef + 1);
+        for &e in entries {
+            if visited.insert(e.node) {
+                candidates.push(e);
+                if accepted(e.node) {
+                    results.push(Reverse(e));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+        while let Some(current) = candidates.pop() {
+            let full = results.len() >= ef;
+            if full && results.peek().is_some_and(|w| current < w.0) {
+                break;
+            }
+            for &n in self.links(current.node, layer) {
+                if !visited.insert(n) {
+                    continue;
+                }
+                let candidate = Scored {
+                    score: space.score(query, n),
+                    node: n,
+                };
+                let worst = results.peek().map(|w| w.0);
+                if results.len() < ef || worst.is_some_and(|w| candidate > w) {
+                    candidates.push(candidate);
+                    if accepted(n) {
+                        results.push(Reverse(candidate));
+                        if results.len() > ef {
+                            results.pop();
+                        }
+                    }
+                }
+            }
+        }
+        let mut found: Vec<Scored> = results.into_iter().map(|r| r.0).collect();
+        sort_best_first(&mut found);
+        found
+    }
+
+    /// The neighbour-selection heuristic (Algorithm 4, without candidate extension): walks the
+    /// candidates best first and keeps one only if it is nearer to the base point than to every
+    /// neighbour kept so far, up to `max` — links that spread in different directions.
+    pub(crate) fn select_neighbours(
+        space: &Space<'_>,
+        candidates_best_first: &[Scored],
+        max: usize,
+    ) -> Vec<Node> {
+        let mut kept: Vec<Node> = Vec::with_capacity(max);
+        for c in candidates_best_first {
+            if kept.len() == max {
+                break;
+            }
+            if kept.iter().all(|&k| space.score_nodes(k, c.node) < c.score) {
+                kept.push(c.node);
+            }
+        }
+        kept
+    }
+}
