@@ -187,7 +187,11 @@ fn preprocessing_removes_a_dominant_common_direction() {
         let correct: usize = hits
             .iter()
             .zip(&query_labels)
-            .map(|(h, &l)| h.iter().filter(|hit| item_labels[hit.id as usize] == l).count())
+            .map(|(h, &l)| {
+                h.iter()
+                    .filter(|hit| item_labels[hit.id as usize] == l)
+                    .count()
+            })
             .sum();
         correct as f64 / (20 * query_labels.len()) as f64
     };

@@ -57,12 +57,18 @@ impl HnswIndex {
     /// # Errors
     /// [`IndexError::Io`] naming the file.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let (m, levels, layer0, upper, entry) = self.graph.parts();
+        let Graph {
+            m,
+            levels,
+            layer0,
+            upper,
+            entry,
+        } = &self.graph;
         let mut body = Vec::new();
         body.extend_from_slice(MAGIC);
         let config = self.config;
         for v in [
-            m as u64,
+            *m as u64,
             config.ef_construction as u64,
             config.ef_search as u64,
             config.seed,

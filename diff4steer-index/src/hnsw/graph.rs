@@ -6,7 +6,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use super::space::{Query, Space};
+use super::space::Space;
 use super::visited::Visited;
 
 /// A graph node: the position of its vector in the store.
@@ -52,11 +52,16 @@ pub(crate) fn sort_best_first(list: &mut [Scored]) {
 /// (a count, then the links) so that layer 0, where searches spend their time, is one flat array.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Graph {
-    m: usize,
-    levels: Vec<u8>,
-    layer0: Vec<Node>,
-    upper: Vec<Vec<Node>>,
-    entry: Option<Node>,
+    /// M.
+    pub(super) m: usize,
+    /// Highest layer of each node.
+    pub(super) levels: Vec<u8>,
+    /// Layer-0 slots: per node a count and room for 2·M links.
+    pub(super) layer0: Vec<Node>,
+    /// Upper-layer slots: per node, per layer 1…level, a count and room for M links.
+    pub(super) upper: Vec<Vec<Node>>,
+    /// A node on the highest layer, where searches start.
+    pub(super) entry: Option<Node>,
 }
 
 impl Graph {
@@ -124,11 +129,6 @@ impl Graph {
             }
         }
         Some(graph)
-    }
-
-    /// The parts [`Graph::from_parts`] takes back: M, levels, layer-0 slots, upper slots, entry.
-    pub(crate) fn parts(&self) -> (usize, &[u8], &[Node], &[Vec<Node>], Option<Node>) {
-        (self.m, &self.levels, &self.layer0, &self.upper, self.entry)
     }
 
     /// Number of nodes.
@@ -216,8 +216,7 @@ impl Graph {
     /// Greedy walk on `layer` from `start` to a local best for `query` (search with ef = 1).
     pub(crate) fn greedy_closest(
         &self,
-        space: &Space<'_>,
-        query: &Query<'_>,
+        score: impl Fn(Node) -> f32,
         start: Scored,
         layer: usize,
     ) -> Scored {
@@ -226,7 +225,7 @@ impl Graph {
             let mut moved = false;
             for &n in self.links(best.node, layer) {
                 let candidate = Scored {
-                    score: space.score(query, n),
+                    score: score(n),
                     node: n,
                 };
                 if candidate > best {
@@ -241,12 +240,11 @@ impl Graph {
     }
 
     /// Best-first search of one layer (Algorithm 2): the `ef` best nodes reachable from
-    /// `entries`, best first. With `accept`, only accepted nodes enter the result, while every
+    /// `entries` by `score` (similarity to the query), best first. With `accept`, only accepted nodes enter the result, while every
     /// node may still be walked through.
     pub(crate) fn search_layer(
         &self,
-        space: &Space<'_>,
-        query: &Query<'_>,
+        score: impl Fn(Node) -> f32,
         entries: &[Scored],
         ef: usize,
         layer: usize,
@@ -278,7 +276,7 @@ impl Graph {
                     continue;
                 }
                 let candidate = Scored {
-                    score: space.score(query, n),
+                    score: score(n),
                     node: n,
                 };
                 let worst = results.peek().map(|w| w.0);
