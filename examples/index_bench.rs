@@ -1,9 +1,10 @@
-//! Flat vs HNSW on synthetic vectors: build time, queries per second and recall@10 of HNSW
-//! against the exact flat index.
+//! Flat vs HNSW on synthetic vectors: build time, queries per second and recall@10 against the
+//! exact flat index; with feature `faiss`, faiss' Flat and HNSW through the same trait, in the
+//! same run.
 //!
 //! ```text
 //! cargo run --release --example index_bench -- --n 100000 --dim 128 --data sphere
-//! cargo run --release --example index_bench -- --n 100000 --dim 128 --data clustered
+//! cargo run --release --example index_bench --features faiss -- --n 100000 --data clustered
 //! ```
 
 use std::collections::HashSet;
@@ -12,7 +13,7 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use diff4steer_core::SeededNoise;
-use diff4steer_index::{FlatIndex, HnswConfig, HnswIndex, Similarity, VectorIndex};
+use diff4steer_index::{FlatIndex, Hit, HnswConfig, HnswIndex, Similarity, VectorIndex};
 
 /// Which synthetic vectors to index.
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -48,6 +49,81 @@ struct Args {
     /// HNSW ef_search values to try.
     #[arg(long, value_delimiter = ',', default_value = "32,64,128,256,512")]
     ef_search: Vec<usize>,
+    /// faiss index-factory descriptions to run side by side (feature `faiss`); HNSW ones get
+    /// the same M (write `HNSW{m}`), ef_construction and ef_search values as ours.
+    #[arg(long, value_delimiter = ',', default_value = "Flat,HNSW32")]
+    faiss: Vec<String>,
+}
+
+/// Mean recall@k of `got` against `truth`.
+fn recall(got: &[Vec<Hit>], truth: &[Vec<Hit>], k: usize) -> f64 {
+    got.iter()
+        .zip(truth)
+        .map(|(g, t)| {
+            let t: HashSet<u64> = t.iter().map(|h| h.id).collect();
+            g.iter().filter(|h| t.contains(&h.id)).count() as f64 / k as f64
+        })
+        .sum::<f64>()
+        / truth.len() as f64
+}
+
+/// Runs the queries once, prints queries/s and recall@k.
+fn measure(
+    label: &str,
+    index: &dyn VectorIndex,
+    queries: &[f32],
+    truth: &[Vec<Hit>],
+    k: usize,
+) -> Result<()> {
+    let start = Instant::now();
+    let got = index.search(queries, k)?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{label}: {:.0} queries/s, recall@{k} {:.4}",
+        truth.len() as f64 / secs,
+        recall(&got, truth, k)
+    );
+    Ok(())
+}
+
+#[cfg(feature = "faiss")]
+fn run_faiss(
+    args: &Args,
+    items: &[f32],
+    queries: &[f32],
+    truth: &[Vec<Hit>],
+    k: usize,
+) -> Result<()> {
+    use diff4steer_index::FaissIndex;
+    for description in &args.faiss {
+        let hnsw = description.starts_with("HNSW");
+        let start = Instant::now();
+        let mut index = FaissIndex::new(args.dim, Similarity::Cosine, description)?;
+        if hnsw {
+            index.set_parameter("efConstruction", args.ef_construction as f64)?;
+        }
+        let ids: Vec<u64> = (0..args.n as u64).collect();
+        index.add(&ids, items)?;
+        println!(
+            "faiss {description}: built in {:.2} s",
+            start.elapsed().as_secs_f64()
+        );
+        if hnsw {
+            for ef in &args.ef_search {
+                index.set_parameter("efSearch", *ef as f64)?;
+                measure(
+                    &format!("faiss {description} efSearch {ef}"),
+                    &index,
+                    queries,
+                    truth,
+                    k,
+                )?;
+            }
+        } else {
+            measure(&format!("faiss {description}"), &index, queries, truth, k)?;
+        }
+    }
+    Ok(())
 }
 
 fn vectors(data: Data, n: usize, dim: usize, seed: u64) -> Vec<f32> {
@@ -106,22 +182,9 @@ fn main() -> Result<()> {
     );
     for ef in &args.ef_search {
         hnsw.set_ef_search(*ef);
-        let start = Instant::now();
-        let got = hnsw.search(&queries, k)?;
-        let secs = start.elapsed().as_secs_f64();
-        let recall = got
-            .iter()
-            .zip(&truth)
-            .map(|(g, t)| {
-                let t: HashSet<u64> = t.iter().map(|h| h.id).collect();
-                g.iter().filter(|h| t.contains(&h.id)).count() as f64 / k as f64
-            })
-            .sum::<f64>()
-            / args.queries as f64;
-        println!(
-            "hnsw ef_search {ef}: {:.0} queries/s, recall@10 {recall:.4}",
-            args.queries as f64 / secs
-        );
+        measure(&format!("hnsw ef_search {ef}"), &hnsw, &queries, &truth, k)?;
     }
+    #[cfg(feature = "faiss")]
+    run_faiss(&args, &items, &queries, &truth, k)?;
     Ok(())
 }
