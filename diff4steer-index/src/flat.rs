@@ -82,6 +82,7 @@ impl FlatIndex {
     }
 
     /// ‖x‖² of every stored vector, in insertion order.
+    #[cfg(feature = "hnsw")]
     pub(crate) fn squared_norms(&self) -> &[f32] {
         &self.squared_norms
     }

@@ -7,7 +7,7 @@
 //!   [`Hit`]s whose score is always "higher is more similar" under a [`Similarity`];
 //! - [`FlatIndex`]: exact search as blocked GEMM + bounded top-k, multi-threaded; save/load with a
 //!   checksum, written atomically; the oracle for approximate indexes;
-//! - [`HnswIndex`]: approximate search over an HNSW graph (implemented here: deterministic
+//! - [`HnswIndex`] (feature `hnsw`, default): approximate search over an HNSW graph (implemented here: deterministic
 //!   parallel construction, parallel queries, filters, the graph saved with the vectors);
 //! - `FaissIndex` (feature `faiss`): any faiss index (Flat, HNSW, IVF, …) by index-factory
 //!   string, behind the same trait;
@@ -39,6 +39,7 @@ pub mod flat;
 mod flat_file;
 pub mod fusion;
 pub mod hit;
+#[cfg(feature = "hnsw")]
 pub mod hnsw;
 pub mod preprocess;
 pub mod similarity;
@@ -51,6 +52,7 @@ pub use faiss_index::FaissIndex;
 pub use flat::FlatIndex;
 pub use fusion::{fuse, Fusion};
 pub use hit::Hit;
+#[cfg(feature = "hnsw")]
 pub use hnsw::{HnswConfig, HnswIndex};
 pub use preprocess::{Preprocessing, Preprocessor};
 pub use similarity::Similarity;

@@ -1,9 +1,9 @@
 //! One conformance body run against every index, compared with an independent brute-force
 //! scorer (`Similarity::score` on every pair, full sort).
 
-use diff4steer_index::{
-    FlatIndex, Hit, HnswConfig, HnswIndex, IndexError, Similarity, VectorIndex,
-};
+use diff4steer_index::{FlatIndex, Hit, IndexError, Similarity, VectorIndex};
+#[cfg(feature = "hnsw")]
+use diff4steer_index::{HnswConfig, HnswIndex};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -219,6 +219,7 @@ conformance!(
     Truth::Exact
 );
 
+#[cfg(feature = "hnsw")]
 fn hnsw_round_trip(index: &HnswIndex) -> HnswIndex {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index.bin");
@@ -228,6 +229,7 @@ fn hnsw_round_trip(index: &HnswIndex) -> HnswIndex {
     loaded
 }
 
+#[cfg(feature = "hnsw")]
 conformance!(
     hnsw_index_conforms,
     |dim, sim| HnswIndex::new(dim, sim, HnswConfig::default()).unwrap(),
@@ -301,6 +303,7 @@ mod faiss_adapter {
     }
 }
 
+#[cfg(feature = "hnsw")]
 #[test]
 fn hnsw_rejects_what_it_cannot_serve() {
     assert!(HnswIndex::new(8, Similarity::InnerProduct, HnswConfig::default()).is_err());
@@ -322,6 +325,7 @@ fn hnsw_rejects_what_it_cannot_serve() {
     assert!(HnswIndex::new(0, Similarity::Cosine, HnswConfig::default()).is_err());
 }
 
+#[cfg(feature = "hnsw")]
 #[test]
 fn hnsw_graph_does_not_depend_on_thread_count() {
     let items = random_rows(3000, 12, 11);
@@ -385,6 +389,7 @@ fn check_broken_files<T>(
     }
 }
 
+#[cfg(feature = "hnsw")]
 #[test]
 fn hnsw_files_that_are_broken_give_typed_errors() {
     let index = HnswIndex::from_rows(
