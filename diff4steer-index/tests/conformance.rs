@@ -69,6 +69,7 @@ fn assert_same_ids(got: &[Hit], expected: &[Hit], context: &str) {
 
 /// How an index is checked against brute force: exactly, or by a minimum recall.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(any(feature = "hnsw", feature = "faiss")), allow(dead_code))]
 enum Truth {
     Exact,
     Recall(f64),
