@@ -78,9 +78,9 @@ fn frechet_distance_matches_the_closed_form() {
     let (a, b, c) = ([1.0f32, 2.0, 0.5], [0.5f32, 1.0, 3.0], [0.3f32, -0.2, 1.0]);
     let points = |scale: &[f32; 3], shift: &[f32; 3]| -> Vec<f32> {
         let mut rows = Vec::new();
-        for i in 0..d {
+        for (i, &length) in scale.iter().enumerate() {
             for sign in [1.0f32, -1.0] {
-                rows.extend((0..d).map(|j| if i == j { sign * scale[i] } else { 0.0 } + shift[j]));
+                rows.extend((0..d).map(|j| if i == j { sign * length } else { 0.0 } + shift[j]));
             }
         }
         rows
