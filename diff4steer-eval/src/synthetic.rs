@@ -58,21 +58,22 @@ pub struct MusicWorldConfig {
 }
 
 impl Default for MusicWorldConfig {
-    /// 4,000 items by 120 artists (3 tags each) over 24 tags; 64-d items with the MuQ-MuLan
+    /// 4,000 items by 160 artists (3 tags each) over 48 tags, item noise and artist offsets twice
+    /// the tag signal (so tags are far from trivially separable); 64-d items with the MuQ-MuLan
     /// spectrum and mean norm 0.577 (as the real space); 48-d text and 32-d image views; seed 0.
     fn default() -> Self {
         Self {
             items: 4000,
-            tags: 24,
-            artists: 120,
+            tags: 48,
+            artists: 160,
             tags_per_artist: 3,
             drop_tag: 0.2,
-            extra_tag: 0.2,
+            extra_tag: 0.1,
             dim: 64,
             text_dim: 48,
             image_dim: 32,
-            artist_scale: 0.5,
-            noise_scale: 0.35,
+            artist_scale: 2.0,
+            noise_scale: 2.0,
             view_noise: 0.3,
             spectrum: Spectrum::MuqMulan,
             mean_norm: 0.577,
@@ -398,13 +399,13 @@ fn shape_catalogue(
     let mut order: Vec<usize> = (0..d).collect();
     order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
     // Map: x = V diag(√λ_target / √λ_latent) Vᵀ (s − mean), axes matched by rank.
-    let mut map = DMatrix::<f64>::zeros(d, d);
-    for (rank, &axis) in order.iter().enumerate() {
-        let latent_var = eigen.eigenvalues[axis].max(1e-12);
-        let gain = (eigenvalues[rank] / latent_var).sqrt();
-        let v = eigen.eigenvectors.column(axis);
-        map += gain * v * v.transpose();
-    }
+    let scaled = DMatrix::from_fn(d, d, |row, rank| {
+        let axis = order[rank];
+        let gain = (eigenvalues[rank] / eigen.eigenvalues[axis].max(1e-12)).sqrt();
+        eigen.eigenvectors[(row, axis)] * gain
+    });
+    let sorted = DMatrix::from_fn(d, d, |row, rank| eigen.eigenvectors[(row, order[rank])]);
+    let map = scaled * sorted.transpose();
     let shaped = centred * map; // rows: (V diag Vᵀ)(s − mean), the map is symmetric
     let offset = mean_norm / (1.0 - mean_norm * mean_norm).sqrt();
     let mut items = Array2::<f32>::zeros((n, d));

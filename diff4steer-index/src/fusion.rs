@@ -56,6 +56,60 @@ impl Fusion {
     }
 }
 
+impl std::fmt::Display for Fusion {
+    /// The command-line name: `max`, `mean`, `rrf` (`rrf:C` when c ≠ 60), `round-robin`, `mmr:λ`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Fusion::MaxScore => f.write_str("max"),
+            Fusion::MeanScore => f.write_str("mean"),
+            Fusion::ReciprocalRank { c } if c == 60.0 => f.write_str("rrf"),
+            Fusion::ReciprocalRank { c } => write!(f, "rrf:{c}"),
+            Fusion::RoundRobin => f.write_str("round-robin"),
+            Fusion::Mmr { lambda } => write!(f, "mmr:{lambda}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Fusion {
+    type Err = IndexError;
+
+    /// Parses `max`, `mean`, `rrf` (c = 60) or `rrf:C`, `round-robin`, `mmr` (λ = 0.5) or
+    /// `mmr:λ`.
+    fn from_str(s: &str) -> Result<Self> {
+        let (name, value) = match s.split_once(':') {
+            Some((name, value)) => (name, Some(value)),
+            None => (s, None),
+        };
+        let number = |default: f64| -> Result<f64> {
+            value.map_or(Ok(default), |v| {
+                v.parse().map_err(|_| IndexError::InvalidParameter {
+                    name: "fusion",
+                    reason: format!("`{v}` in `{s}` is not a number"),
+                })
+            })
+        };
+        let fusion = match (name, value) {
+            ("max", None) => Fusion::MaxScore,
+            ("mean", None) => Fusion::MeanScore,
+            ("round-robin", None) => Fusion::RoundRobin,
+            ("rrf", _) => Fusion::ReciprocalRank { c: number(60.0)? },
+            ("mmr", _) => Fusion::Mmr {
+                lambda: number(0.5)?,
+            },
+            _ => {
+                return Err(IndexError::InvalidParameter {
+                    name: "fusion",
+                    reason: format!(
+                        "unknown fusion `{s}`: expected max, mean, rrf[:C], round-robin or mmr[:λ]"
+                    ),
+                })
+            }
+        };
+        fusion.validate()?;
+        Ok(fusion)
+    }
+}
+
 /// Fuses the hit lists of one query's seeds into at most `k` hits. `vector` looks up an item's
 /// vector (needed by [`Fusion::Mmr`] only; e.g. `|id| index.vector(id)`).
 ///

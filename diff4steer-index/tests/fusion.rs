@@ -115,3 +115,26 @@ fn edge_cases() {
         vec![1, 2]
     );
 }
+
+#[test]
+fn fusion_names_round_trip() {
+    for name in [
+        "max",
+        "mean",
+        "rrf",
+        "rrf:30",
+        "round-robin",
+        "mmr:0.5",
+        "mmr:0.8",
+    ] {
+        let fusion: Fusion = name.parse().unwrap();
+        assert_eq!(fusion.to_string(), name);
+    }
+    assert_eq!(
+        "mmr".parse::<Fusion>().unwrap(),
+        Fusion::Mmr { lambda: 0.5 }
+    );
+    for bad in ["", "borda", "rrf:x", "rrf:-1", "mmr:2", "max:3"] {
+        assert!(bad.parse::<Fusion>().is_err(), "`{bad}`");
+    }
+}
