@@ -62,7 +62,7 @@ impl std::fmt::Display for Fusion {
         match *self {
             Fusion::MaxScore => f.write_str("max"),
             Fusion::MeanScore => f.write_str("mean"),
-            Fusion::ReciprocalRank { c } if c == 60.0 => f.write_str("rrf"),
+            Fusion::ReciprocalRank { c: 60.0 } => f.write_str("rrf"),
             Fusion::ReciprocalRank { c } => write!(f, "rrf:{c}"),
             Fusion::RoundRobin => f.write_str("round-robin"),
             Fusion::Mmr { lambda } => write!(f, "mmr:{lambda}"),
