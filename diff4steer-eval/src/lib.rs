@@ -10,6 +10,7 @@
 //! - [`distribution`]: Fréchet distance, precision / recall / density / coverage, mean cosine to
 //!   the nearest real item — seeds against the real items relevant to their query;
 //! - [`io`]: .npy matrices and labels, TSV tables, TREC run and qrels files;
+//! - [`datasets`]: the real `jamendo-mood` data of `../shared/data` (when present);
 //! - [`synthetic`]: the seeded "music world" with known, multi-modal truth.
 //!
 //! ## Quick start
@@ -30,6 +31,7 @@
 //! # Ok::<(), diff4steer_eval::EvalError>(())
 //! ```
 
+pub mod datasets;
 pub mod distribution;
 pub mod diversity;
 pub mod error;
@@ -39,6 +41,7 @@ pub mod ranking;
 pub mod spectrum;
 pub mod synthetic;
 
+pub use datasets::{shared_data_dir, JamendoMood, JamendoMoodSplit, TagPair};
 pub use distribution::{frechet_distance, mean_nearest_cosine, prdc, Prdc};
 pub use diversity::{
     coverage_at_k, intra_list_diversity, label_entropy, mode_coverage_at_k, vendi_score,
