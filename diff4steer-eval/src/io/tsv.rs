@@ -87,6 +87,18 @@ impl Table {
             })
     }
 
+    /// Parses one cell (of column `name` on `line`) as `T`.
+    fn parse_cell<T: FromStr>(&self, line: usize, name: &str, text: &str) -> Result<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        text.parse().map_err(|e| EvalError::Parse {
+            path: self.path.display().to_string(),
+            line,
+            reason: format!("column `{name}`: `{text}`: {e}"),
+        })
+    }
+
     /// Every cell of column `name`, parsed as `T`.
     ///
     /// # Errors
@@ -98,13 +110,7 @@ impl Table {
         let c = self.column(name)?;
         self.rows
             .iter()
-            .map(|(line, cells)| {
-                cells[c].parse().map_err(|e| EvalError::Parse {
-                    path: self.path.display().to_string(),
-                    line: *line,
-                    reason: format!("column `{name}`: `{}`: {e}", cells[c]),
-                })
-            })
+            .map(|(line, cells)| self.parse_cell(*line, name, &cells[c]))
             .collect()
     }
 
@@ -123,13 +129,7 @@ impl Table {
                 cells[c]
                     .split(',')
                     .filter(|s| !s.is_empty())
-                    .map(|item| {
-                        item.parse().map_err(|e| EvalError::Parse {
-                            path: self.path.display().to_string(),
-                            line: *line,
-                            reason: format!("column `{name}`: `{item}`: {e}"),
-                        })
-                    })
+                    .map(|item| self.parse_cell(*line, name, item))
                     .collect()
             })
             .collect()
