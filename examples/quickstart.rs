@@ -207,7 +207,7 @@ fn steer(
         pairs.len()
     );
     println!("{:>8} {:>14} {:>12}", "γ", "P@20 of A∧B", "P@20 of A");
-    for gamma in [0.0, 0.001, 0.003, 0.01, 0.03] {
+    for gamma in [0.0, 0.01, 0.03, 0.1, 0.3] {
         let (mut both, mut only_a) = (0.0, 0.0);
         for &(a, b) in &pairs {
             let (qa, qb) = (by_tag(a).expect("filtered"), by_tag(b).expect("filtered"));
