@@ -1,0 +1,142 @@
+//! `train` and `train-regression`: fit a model on (query, target) pairs from .npy files and write
+//! checkpoints to a folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use diff4steer_models::backend::CpuAutodiff;
+use diff4steer_models::training::{
+    train_prior, train_regression, Output, PairData, TrainingConfig, TrainingReport,
+};
+use diff4steer_models::{DiffusionPriorConfig, RegressionConfig, ResMlpConfig};
+
+/// Options shared by both trainers.
+#[derive(clap::Args, Debug)]
+pub struct CommonArgs {
+    /// Query embeddings, [n, query_dim] float32.
+    #[arg(long)]
+    query: PathBuf,
+    /// Target embeddings, [n, target_dim] float32 (row i pairs with query row i).
+    #[arg(long)]
+    target: PathBuf,
+    /// Checkpoint folder (created; an existing checkpoint there is replaced by newer steps).
+    #[arg(long)]
+    out: PathBuf,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 20_000)]
+    steps: usize,
+    /// Batch size.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Width of the residual MLP.
+    #[arg(long, default_value_t = 512)]
+    width: usize,
+    /// Residual blocks.
+    #[arg(long, default_value_t = 4)]
+    depth: usize,
+    /// Seed of initialisation, batches and noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Validation queries (with --valid-target): validation loss in the loss curve.
+    #[arg(long, requires = "valid_target")]
+    valid_query: Option<PathBuf>,
+    /// Validation targets (with --valid-query).
+    #[arg(long, requires = "valid_query")]
+    valid_target: Option<PathBuf>,
+}
+
+/// `train` options.
+#[derive(clap::Args, Debug)]
+pub struct PriorArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Probability of replacing the query by the null condition (enables classifier-free
+    /// guidance at sampling time).
+    #[arg(long, default_value_t = 0.1)]
+    cond_dropout: f64,
+}
+
+/// `train-regression` options.
+#[derive(clap::Args, Debug)]
+pub struct RegressionArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn pairs(query: &Path, target: &Path) -> Result<PairData> {
+    PairData::from_npy(query, target)
+        .with_context(|| format!("{} + {}", query.display(), target.display()))
+}
+
+/// Training data, optional validation data, training settings and the network.
+fn prepare(
+    args: &CommonArgs,
+) -> Result<(PairData, Option<PairData>, TrainingConfig, ResMlpConfig)> {
+    let data = pairs(&args.query, &args.target)?;
+    let valid = match (&args.valid_query, &args.valid_target) {
+        (Some(q), Some(t)) => Some(pairs(q, t)?),
+        _ => None,
+    };
+    let training = TrainingConfig::new()
+        .with_steps(args.steps)
+        .with_batch_size(args.batch)
+        .with_seed(args.seed);
+    let network = ResMlpConfig::new()
+        .with_width(args.width)
+        .with_depth(args.depth);
+    Ok((data, valid, training, network))
+}
+
+/// One line about a finished run.
+fn summary(kind: &str, data: &PairData, report: &TrainingReport, out: &Path) -> String {
+    let last = report.history.last();
+    format!(
+        "trained {kind} ({} → {} dims) for {} steps: loss {:.5}{}; checkpoint in {}",
+        data.query_dim(),
+        data.target_dim(),
+        report.steps,
+        last.map_or(f64::NAN, |p| p.train_loss),
+        report
+            .final_valid_loss()
+            .map_or(String::new(), |v| format!(", validation {v:.5}")),
+        out.display()
+    )
+}
+
+/// Runs `train`.
+pub fn train_prior_command(args: &PriorArgs) -> Result<()> {
+    let (data, valid, training, network) = prepare(&args.common)?;
+    let training = training.with_cond_dropout(args.cond_dropout);
+    let config =
+        DiffusionPriorConfig::new(data.target_dim(), data.query_dim()).with_network(network);
+    let out = &args.common.out;
+    let (_, _, report) = train_prior::<CpuAutodiff>(
+        &config,
+        &training,
+        &data,
+        valid.as_ref(),
+        Some(Output::new(out)),
+        &Default::default(),
+    )
+    .with_context(|| format!("training into {}", out.display()))?;
+    println!("{}", summary("a diffusion prior", &data, &report, out));
+    Ok(())
+}
+
+/// Runs `train-regression`.
+pub fn train_regression_command(args: &RegressionArgs) -> Result<()> {
+    let (data, valid, training, network) = prepare(&args.common)?;
+    let config = RegressionConfig::new(data.target_dim(), data.query_dim()).with_network(network);
+    let out = &args.common.out;
+    let (_, report) = train_regression::<CpuAutodiff>(
+        &config,
+        &training,
+        &data,
+        valid.as_ref(),
+        Some(Output::new(out)),
+        &Default::default(),
+    )
+    .with_context(|| format!("training into {}", out.display()))?;
+    println!("{}", summary("a regression model", &data, &report, out));
+    Ok(())
+}
