@@ -15,6 +15,7 @@
 //!
 //! `cargo run --release --bin diff4steer -- --help` (or `cargo install --path examples`).
 
+mod benchmark;
 mod eval_cmd;
 mod retrieve;
 mod sample;
@@ -45,6 +46,8 @@ enum Command {
     Retrieve(retrieve::RetrieveArgs),
     /// Evaluate a TREC run against qrels.
     Eval(eval_cmd::EvalArgs),
+    /// Run a benchmark on real data (jamendo-mood) and write a report.
+    Benchmark(benchmark::BenchmarkArgs),
     /// Write the synthetic music world (catalogue, training pairs, queries, qrels) to try the rest.
     Synthetic(synthetic::SyntheticArgs),
 }
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Sample(args) => sample::sample_command(&args),
         Command::Retrieve(args) => retrieve::retrieve_command(&args),
         Command::Eval(args) => eval_cmd::eval_command(&args),
+        Command::Benchmark(args) => benchmark::benchmark_command(&args),
         Command::Synthetic(args) => synthetic::synthetic_command(&args),
     };
     match result {

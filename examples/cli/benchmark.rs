@@ -1,0 +1,420 @@
+//! `benchmark jamendo-mood`: where the prior helps and where it does not, on real audio-derived
+//! vectors (../shared/data/jamendo-mood): train on one split, evaluate on another, against the
+//! regression baseline and three non-learned references.
+//!
+//! Queries are single tags and tag pairs (their MiniLM text embeddings); a track is relevant when
+//! it carries the tag (both tags). Systems: the prior (CFG w × seeds), the regression model (one
+//! seed), "centroid" (mean of the tag's training tracks as the one seed), "tag-axis" (rank by the
+//! tracks' own score for the tag — the classifier itself), "empirical" (32 of the tag's training
+//! tracks as seeds: what a perfect prior would sample). The catalogue is the evaluation split,
+//! preprocessed as none / standardised / whitened (fitted on it).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use diff4steer_core::tensor_util::{matrix_from_host, to_host_f32};
+use diff4steer_core::{karras, LinearGuidance};
+use diff4steer_eval::{
+    coverage_at_k, evaluate_query, frechet_distance, intra_list_diversity, label_entropy,
+    JamendoMood, JamendoMoodSplit, RankingMetric,
+};
+use diff4steer_index::{
+    fuse, FlatIndex, Fusion, Preprocessing, Preprocessor, Similarity, VectorIndex,
+};
+use diff4steer_models::backend::{CpuAutodiff, CpuBackend};
+use diff4steer_models::training::{train_prior, train_regression, PairData, TrainingConfig};
+use diff4steer_models::{
+    DiffusionPriorConfig, PriorSeeds, RegressionConfig, ResMlpConfig, Sampler, SamplerKind,
+    SeedGenerator,
+};
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+type B = CpuBackend;
+
+/// Hits searched per seed and kept after fusion.
+const DEPTH: usize = 100;
+/// Queries need at least this many relevant tracks in the evaluation split.
+const MIN_RELEVANT: usize = 5;
+
+/// `benchmark` options.
+#[derive(clap::Args, Debug)]
+pub struct BenchmarkArgs {
+    #[command(subcommand)]
+    dataset: Dataset,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Dataset {
+    /// MTG-Jamendo mood/theme tags over VGGish tag-score vectors.
+    JamendoMood(JamendoArgs),
+}
+
+/// `benchmark jamendo-mood` options.
+#[derive(clap::Args, Debug)]
+pub struct JamendoArgs {
+    /// The jamendo-mood folder (e.g. ../shared/data/jamendo-mood).
+    #[arg(long)]
+    data: PathBuf,
+    /// Output folder: report.md and results.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Split to train on.
+    #[arg(long, default_value = "train")]
+    train_split: String,
+    /// Split to evaluate on (its tracks are the catalogue).
+    #[arg(long, default_value = "valid")]
+    eval_split: String,
+    /// Training steps of each model.
+    #[arg(long, default_value_t = 3000)]
+    steps: usize,
+    /// Seed of training, sampling and the empirical seeds.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// One benchmark query.
+struct Query {
+    tags: Vec<usize>,
+    text: Vec<f32>,
+    relevant: Vec<usize>,
+}
+
+/// Mean metrics of one system on one query set.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+struct Scores {
+    ndcg_10: f64,
+    recall_50: f64,
+    coverage_100: f64,
+    diversity_20: f64,
+    artist_entropy_20: f64,
+    frechet: Option<f64>,
+}
+
+/// Seeds (row-major, `per_query` per query) or a direct ranking, per query.
+enum Answer {
+    Seeds { rows: Vec<f32>, per_query: usize },
+    Rankings(Vec<Vec<u64>>),
+}
+
+fn queries(mood: &JamendoMood, eval: &JamendoMoodSplit) -> Vec<Query> {
+    let mut list: Vec<Query> = (0..mood.tags.len())
+        .map(|t| Query {
+            tags: vec![t],
+            text: mood.tag_text_embeddings.row(t).to_vec(),
+            relevant: eval.relevant(&[t]),
+        })
+        .collect();
+    list.extend(mood.pairs.iter().enumerate().map(|(i, p)| Query {
+        tags: vec![p.a, p.b],
+        text: mood.pair_text_embeddings.row(i).to_vec(),
+        relevant: eval.relevant(&[p.a, p.b]),
+    }));
+    list.retain(|q| q.relevant.len() >= MIN_RELEVANT);
+    list
+}
+
+/// Training pairs: (text of each tag a training track carries → the track).
+fn training_pairs(mood: &JamendoMood, train: &JamendoMoodSplit) -> Result<PairData> {
+    let (mut q, mut t) = (Vec::new(), Vec::new());
+    for r in 0..train.items.nrows() {
+        for tag in 0..mood.tags.len() {
+            if train.labels[(r, tag)] == 1 {
+                q.extend(mood.tag_text_embeddings.row(tag).iter());
+                t.extend(train.items.row(r).iter());
+            }
+        }
+    }
+    Ok(PairData::from_vecs(
+        q,
+        mood.tag_text_embeddings.ncols(),
+        t,
+        train.items.ncols(),
+    )?)
+}
+
+/// Scores `answer` on `queries` over the catalogue `eval` preprocessed by `prep`.
+fn score(
+    answer: &Answer,
+    queries: &[Query],
+    eval: &JamendoMoodSplit,
+    index: &FlatIndex,
+    prep: &Preprocessor,
+    fusion: Fusion,
+    truth_items: &dyn Fn(&Query) -> Vec<f32>,
+) -> Result<Scores> {
+    let dim = eval.items.ncols();
+    let mut s = Scores::default();
+    let mut frechet = Vec::new();
+    for (q, query) in queries.iter().enumerate() {
+        let ids: Vec<u64> = match answer {
+            Answer::Rankings(r) => r[q].clone(),
+            Answer::Seeds { rows, per_query } => {
+                let block = &rows[q * per_query * dim..(q + 1) * per_query * dim];
+                let truth = truth_items(query);
+                if *per_query >= 2 && truth.len() >= 2 * dim {
+                    frechet.push(frechet_distance(block, &truth, dim)?);
+                }
+                let lists = index.search(&prep.apply(block)?, DEPTH)?;
+                fuse(&lists, DEPTH, fusion, &|id| index.vector(id))?
+                    .iter()
+                    .map(|h| h.id)
+                    .collect()
+            }
+        };
+        let docs: Vec<String> = ids.iter().map(u64::to_string).collect();
+        let judged = query.relevant.iter().map(|r| (r.to_string(), 1)).collect();
+        s.ndcg_10 += evaluate_query(RankingMetric::Ndcg { k: 10 }, &docs, &judged);
+        s.recall_50 += evaluate_query(RankingMetric::Recall { k: 50 }, &docs, &judged);
+        let relevant: HashSet<u64> = query.relevant.iter().map(|&r| r as u64).collect();
+        s.coverage_100 += coverage_at_k(&ids, &relevant, 100);
+        let top: Vec<f32> = ids
+            .iter()
+            .take(20)
+            .flat_map(|&i| eval.items.row(i as usize).to_vec())
+            .collect();
+        s.diversity_20 += intra_list_diversity(&top, dim)?;
+        s.artist_entropy_20 +=
+            label_entropy(ids.iter().take(20).map(|&i| &eval.artist_ids[i as usize]));
+    }
+    let n = queries.len() as f64;
+    for v in [
+        &mut s.ndcg_10,
+        &mut s.recall_50,
+        &mut s.coverage_100,
+        &mut s.diversity_20,
+        &mut s.artist_entropy_20,
+    ] {
+        *v /= n;
+    }
+    s.frechet = (!frechet.is_empty()).then(|| frechet.iter().sum::<f64>() / frechet.len() as f64);
+    Ok(s)
+}
+
+/// Runs `benchmark`.
+pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
+    let Dataset::JamendoMood(args) = &args.dataset;
+    let started = Instant::now();
+    let mood = JamendoMood::load(&args.data).with_context(|| format!("{}", args.data.display()))?;
+    let train = mood.split(&args.train_split)?;
+    let eval = mood.split(&args.eval_split)?;
+    let all = queries(&mood, &eval);
+    if all.is_empty() {
+        bail!(
+            "no query has {MIN_RELEVANT} relevant tracks in split {}",
+            args.eval_split
+        );
+    }
+    let dim = eval.items.ncols();
+    let query_dim = mood.tag_text_embeddings.ncols();
+    let device = Default::default();
+    println!(
+        "jamendo-mood: train {} tracks, evaluate on {} tracks, {} queries",
+        train.items.nrows(),
+        eval.items.nrows(),
+        all.len()
+    );
+
+    let data = training_pairs(&mood, &train)?;
+    let network = ResMlpConfig::new().with_width(256).with_depth(3);
+    let training = TrainingConfig::new()
+        .with_steps(args.steps)
+        .with_batch_size(256)
+        .with_seed(args.seed);
+    let (prior, _, _) = train_prior::<CpuAutodiff>(
+        &DiffusionPriorConfig::new(dim, query_dim).with_network(network.clone()),
+        &training,
+        &data,
+        None,
+        None,
+        &device,
+    )?;
+    let (regression, _) = train_regression::<CpuAutodiff>(
+        &RegressionConfig::new(dim, query_dim).with_network(network),
+        &training,
+        &data,
+        None,
+        None,
+        &device,
+    )?;
+
+    let texts: Vec<f32> = all.iter().flat_map(|q| q.text.clone()).collect();
+    let query_matrix = matrix_from_host::<B>(texts, all.len(), query_dim, &device)?;
+    let sampler = Sampler::new(SamplerKind::Heun, karras(16, 0.002, 80.0, 7.0)?)?;
+    // Training tracks with every tag of the query; with none (a pair never seen together in
+    // training), those with any of its tags.
+    let train_rows = |tags: &[usize]| -> Vec<usize> {
+        let both = train.relevant(tags);
+        if !both.is_empty() {
+            return both;
+        }
+        (0..train.labels.nrows())
+            .filter(|&r| tags.iter().any(|&t| train.labels[(r, t)] == 1))
+            .collect()
+    };
+    let truth_items = |q: &Query| -> Vec<f32> {
+        train_rows(&q.tags)
+            .iter()
+            .flat_map(|&r| train.items.row(r).to_vec())
+            .collect()
+    };
+    let mut systems: Vec<(String, Answer, Fusion)> = Vec::new();
+    for w in [0.0, 0.5, 1.0, 2.0, 4.0] {
+        let guided = LinearGuidance::classifier_free(prior.clone(), w)?;
+        let seeds = to_host_f32(PriorSeeds::new(guided, sampler.clone()).seeds(
+            query_matrix.clone(),
+            32,
+            args.seed,
+        )?)?;
+        for k in [1usize, 8, 32] {
+            let rows: Vec<f32> = seeds
+                .chunks(32 * dim)
+                .flat_map(|q| q[..k * dim].to_vec())
+                .collect();
+            for fusion in [Fusion::rrf(), Fusion::MaxScore, Fusion::Mmr { lambda: 0.7 }] {
+                if k == 1 && fusion != Fusion::rrf() {
+                    continue;
+                }
+                systems.push((
+                    format!("prior w={w} seeds={k} {fusion}"),
+                    Answer::Seeds {
+                        rows: rows.clone(),
+                        per_query: k,
+                    },
+                    fusion,
+                ));
+            }
+        }
+    }
+    let regression_seeds = to_host_f32(regression.seeds(query_matrix, 1, 0)?)?;
+    systems.push((
+        "regression".into(),
+        Answer::Seeds {
+            rows: regression_seeds,
+            per_query: 1,
+        },
+        Fusion::rrf(),
+    ));
+    let centroids: Vec<f32> = all
+        .iter()
+        .flat_map(|q| {
+            let rows = train_rows(&q.tags);
+            let mut c = vec![0.0f32; dim];
+            for &r in &rows {
+                c.iter_mut()
+                    .zip(train.items.row(r))
+                    .for_each(|(c, v)| *c += v / rows.len().max(1) as f32);
+            }
+            c
+        })
+        .collect();
+    systems.push((
+        "centroid".into(),
+        Answer::Seeds {
+            rows: centroids,
+            per_query: 1,
+        },
+        Fusion::rrf(),
+    ));
+    let axis: Vec<Vec<u64>> = all
+        .iter()
+        .map(|q| {
+            let mut order: Vec<u64> = (0..eval.items.nrows() as u64).collect();
+            let score = |r: u64| {
+                q.tags
+                    .iter()
+                    .map(|&t| eval.items[(r as usize, t)])
+                    .fold(f32::INFINITY, f32::min)
+            };
+            order.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+            order.truncate(DEPTH);
+            order
+        })
+        .collect();
+    systems.push(("tag-axis".into(), Answer::Rankings(axis), Fusion::rrf()));
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let empirical: Vec<f32> = all
+        .iter()
+        .flat_map(|q| {
+            let rows = train_rows(&q.tags);
+            let picks: Vec<usize> = if rows.len() >= 32 {
+                sample(&mut rng, rows.len(), 32).into_vec()
+            } else {
+                (0..32).map(|j| j % rows.len()).collect()
+            };
+            picks
+                .into_iter()
+                .flat_map(|p| train.items.row(rows[p]).to_vec())
+                .collect::<Vec<f32>>()
+        })
+        .collect();
+    systems.push((
+        "empirical seeds=32 rrf".into(),
+        Answer::Seeds {
+            rows: empirical,
+            per_query: 32,
+        },
+        Fusion::rrf(),
+    ));
+
+    let catalogue = eval
+        .items
+        .as_standard_layout()
+        .into_owned()
+        .into_raw_vec_and_offset()
+        .0;
+    let single: Vec<&Query> = all.iter().filter(|q| q.tags.len() == 1).collect();
+    let mut results: BTreeMap<String, BTreeMap<String, Scores>> = BTreeMap::new();
+    let mut markdown = String::new();
+    writeln!(markdown, "# jamendo-mood benchmark\n")?;
+    writeln!(markdown, "Train split `{}` ({} tracks), evaluation split `{}` ({} tracks, the catalogue); {} queries ({} single tags, {} pairs) with ≥ {MIN_RELEVANT} relevant tracks; models ResNet-MLP 256×3, {} steps; Heun 16 steps; depth {DEPTH} per seed. Command: `diff4steer benchmark jamendo-mood --data {} --out {}`.\n",
+        args.train_split, train.items.nrows(), args.eval_split, eval.items.nrows(), all.len(), single.len(), all.len() - single.len(), args.steps, args.data.display(), args.out.display())?;
+    for prep_kind in [
+        Preprocessing::None,
+        Preprocessing::Standardise,
+        Preprocessing::WHITEN,
+    ] {
+        let prep = Preprocessor::fit(prep_kind, &catalogue, dim)?;
+        let index = FlatIndex::from_rows(dim, Similarity::Cosine, &prep.apply(&catalogue)?)?;
+        writeln!(markdown, "## Catalogue preprocessing: {prep_kind}\n")?;
+        writeln!(markdown, "| system | nDCG@10 | Recall@50 | coverage@100 | diversity@20 | artist entropy@20 | FD(seeds, tag items) |")?;
+        writeln!(markdown, "|---|---|---|---|---|---|---|")?;
+        for (name, answer, fusion) in &systems {
+            let s = score(answer, &all, &eval, &index, &prep, *fusion, &truth_items)?;
+            writeln!(
+                markdown,
+                "| {name} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {} |",
+                s.ndcg_10,
+                s.recall_50,
+                s.coverage_100,
+                s.diversity_20,
+                s.artist_entropy_20,
+                s.frechet.map_or("–".into(), |f| format!("{f:.4}"))
+            )?;
+            results
+                .entry(prep_kind.to_string())
+                .or_default()
+                .insert(name.clone(), s);
+        }
+        writeln!(markdown)?;
+    }
+    writeln!(
+        markdown,
+        "Total time {:.0} s.",
+        started.elapsed().as_secs_f64()
+    )?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
+    diff4steer_index::atomic::write_atomic(&args.out.join("report.md"), markdown.as_bytes())
+        .context("writing report.md")?;
+    diff4steer_index::atomic::write_atomic(
+        &args.out.join("results.json"),
+        &serde_json::to_vec_pretty(&results)?,
+    )
+    .context("writing results.json")?;
+    println!("{markdown}");
+    Ok(())
+}
