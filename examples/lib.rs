@@ -1,3 +1,4 @@
-//! Helpers shared by the diff4steer example programs: scatter plots.
+//! Helpers shared by the diff4steer example programs: scatter and line plots.
 
+pub mod line_plot;
 pub mod scatter;

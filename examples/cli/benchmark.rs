@@ -16,11 +16,12 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use diff4steer_core::tensor_util::{matrix_from_host, to_host_f32};
-use diff4steer_core::{karras, LinearGuidance};
+use diff4steer_core::{karras, LinearGuidance, Steered, SteeringTarget};
 use diff4steer_eval::{
     coverage_at_k, evaluate_query, frechet_distance, intra_list_diversity, label_entropy,
     JamendoMood, JamendoMoodSplit, RankingMetric,
 };
+use diff4steer_examples::line_plot::render_lines_svg;
 use diff4steer_index::{
     fuse, FlatIndex, Fusion, Preprocessing, Preprocessor, Similarity, VectorIndex,
 };
@@ -193,6 +194,88 @@ fn score(
     }
     s.frechet = (!frechet.is_empty()).then(|| frechet.iter().sum::<f64>() / frechet.len() as f64);
     Ok(s)
+}
+
+/// Steering strengths of the steering curve.
+const STEERING: [f64; 6] = [0.0, 0.01, 0.03, 0.1, 0.3, 1.0];
+
+/// One point of the steering curve: mean P@20 of A∧B and of A over the steered pairs.
+#[derive(Debug, Clone, serde::Serialize)]
+struct SteeringPoint {
+    gamma: f64,
+    precision_both_20: f64,
+    precision_a_20: f64,
+}
+
+/// What steering needs: the data, the trained prior, the sampler and the raw catalogue index.
+struct SteeringSetup<'a> {
+    mood: &'a JamendoMood,
+    train: &'a JamendoMoodSplit,
+    eval: &'a JamendoMoodSplit,
+    prior: &'a diff4steer_models::DiffusionPrior<B>,
+    sampler: &'a Sampler,
+    index: &'a FlatIndex,
+    seed: u64,
+}
+
+/// Query tag A (its text), steered toward the centroid of tag B's training tracks, for every
+/// pair with ≥ 10 evaluation tracks carrying both, in both directions; CFG w = 1, 32 seeds, RRF,
+/// raw catalogue. Returns the number of directed pairs and the curve.
+fn steering_curve(
+    setup: &SteeringSetup<'_>,
+    device: &burn::tensor::Device<B>,
+) -> Result<(usize, Vec<SteeringPoint>)> {
+    let SteeringSetup {
+        mood,
+        train,
+        eval,
+        prior,
+        sampler,
+        index,
+        seed,
+    } = setup;
+    let dim = eval.items.ncols();
+    let directed: Vec<(usize, usize)> = mood
+        .pairs
+        .iter()
+        .filter(|p| eval.relevant(&[p.a, p.b]).len() >= 10)
+        .flat_map(|p| [(p.a, p.b), (p.b, p.a)])
+        .collect();
+    let mut curve = Vec::new();
+    for gamma in STEERING {
+        let (mut both, mut only_a) = (0.0, 0.0);
+        for &(a, b) in &directed {
+            let rows = train.relevant(&[b]);
+            let mut centroid = vec![0.0f32; dim];
+            for &r in &rows {
+                centroid
+                    .iter_mut()
+                    .zip(train.items.row(r))
+                    .for_each(|(c, v)| *c += v / rows.len() as f32);
+            }
+            let target =
+                SteeringTarget::new(matrix_from_host::<B>(centroid, 1, dim, device)?, gamma)?;
+            let guided = LinearGuidance::classifier_free((*prior).clone(), 1.0)?;
+            let steered = Steered::new(guided, vec![target], diff4steer_core::Similarity::Cosine)?;
+            let text = mood.tag_text_embeddings.row(a).to_vec();
+            let query = matrix_from_host::<B>(text, 1, mood.tag_text_embeddings.ncols(), device)?;
+            let seeds =
+                to_host_f32(PriorSeeds::new(steered, (*sampler).clone()).seeds(query, 32, *seed)?)?;
+            let hits = fuse(&index.search(&seeds, DEPTH)?, 20, Fusion::rrf(), &|id| {
+                index.vector(id)
+            })?;
+            let has = |id: u64, t: usize| eval.labels[(id as usize, t)] == 1;
+            both += hits.iter().filter(|h| has(h.id, a) && has(h.id, b)).count() as f64 / 20.0;
+            only_a += hits.iter().filter(|h| has(h.id, a)).count() as f64 / 20.0;
+        }
+        let n = directed.len().max(1) as f64;
+        curve.push(SteeringPoint {
+            gamma,
+            precision_both_20: both / n,
+            precision_a_20: only_a / n,
+        });
+    }
+    Ok((directed.len(), curve))
 }
 
 /// Runs `benchmark`.
@@ -369,6 +452,7 @@ pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
         .0;
     let single: Vec<&Query> = all.iter().filter(|q| q.tags.len() == 1).collect();
     let mut results: BTreeMap<String, BTreeMap<String, Scores>> = BTreeMap::new();
+    let mut tradeoff: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut markdown = String::new();
     writeln!(markdown, "# jamendo-mood benchmark\n")?;
     writeln!(markdown, "Train split `{}` ({} tracks), evaluation split `{}` ({} tracks, the catalogue); {} queries ({} single tags, {} pairs) with ≥ {MIN_RELEVANT} relevant tracks; models ResNet-MLP 256×3, {} steps; Heun 16 steps; depth {DEPTH} per seed. Command: `diff4steer benchmark jamendo-mood --data {} --out {}`.\n",
@@ -395,6 +479,12 @@ pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
                 s.artist_entropy_20,
                 s.frechet.map_or("–".into(), |f| format!("{f:.4}"))
             )?;
+            if name.starts_with("prior") && name.ends_with("seeds=32 rrf") {
+                tradeoff
+                    .entry(prep_kind.to_string())
+                    .or_default()
+                    .push((s.diversity_20, s.ndcg_10));
+            }
             results
                 .entry(prep_kind.to_string())
                 .or_default()
@@ -402,19 +492,76 @@ pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
         }
         writeln!(markdown)?;
     }
+    let raw_index = FlatIndex::from_rows(dim, Similarity::Cosine, &catalogue)?;
+    let setup = SteeringSetup {
+        mood: &mood,
+        train: &train,
+        eval: &eval,
+        prior: &prior,
+        sampler: &sampler,
+        index: &raw_index,
+        seed: args.seed,
+    };
+    let (pairs, curve) = steering_curve(&setup, &device)?;
+    writeln!(markdown, "## Steering\n\nQuery tag A steered toward the centroid of tag B's training tracks ({pairs} directed pairs with ≥ 10 evaluation tracks carrying both; CFG w = 1, 32 seeds, RRF, raw catalogue).\n")?;
+    writeln!(markdown, "| γ | P@20 of A∧B | P@20 of A |\n|---|---|---|")?;
+    for p in &curve {
+        writeln!(
+            markdown,
+            "| {} | {:.4} | {:.4} |",
+            p.gamma, p.precision_both_20, p.precision_a_20
+        )?;
+    }
+    writeln!(
+        markdown,
+        "\n![CFG trade-off](cfg_tradeoff.svg) ![steering](steering.svg)\n"
+    )?;
     writeln!(
         markdown,
         "Total time {:.0} s.",
         started.elapsed().as_secs_f64()
     )?;
     std::fs::create_dir_all(&args.out).with_context(|| format!("{}", args.out.display()))?;
-    diff4steer_index::atomic::write_atomic(&args.out.join("report.md"), markdown.as_bytes())
-        .context("writing report.md")?;
-    diff4steer_index::atomic::write_atomic(
-        &args.out.join("results.json"),
-        &serde_json::to_vec_pretty(&results)?,
-    )
-    .context("writing results.json")?;
+    let write = |name: &str, bytes: &[u8]| {
+        diff4steer_index::atomic::write_atomic(&args.out.join(name), bytes)
+            .with_context(|| format!("writing {name}"))
+    };
+    let series: Vec<(String, Vec<(f64, f64)>)> = tradeoff
+        .into_iter()
+        .map(|(k, v)| (format!("prior, 32 seeds, {k}"), v))
+        .collect();
+    write(
+        "cfg_tradeoff.svg",
+        render_lines_svg(
+            "CFG w = 0, 0.5, 1, 2, 4: relevance vs diversity",
+            "diversity@20",
+            "nDCG@10",
+            &series,
+        )?
+        .as_bytes(),
+    )?;
+    let steering_series = vec![
+        (
+            "P@20 of A∧B".to_owned(),
+            curve
+                .iter()
+                .map(|p| (p.gamma, p.precision_both_20))
+                .collect(),
+        ),
+        (
+            "P@20 of A".to_owned(),
+            curve.iter().map(|p| (p.gamma, p.precision_a_20)).collect(),
+        ),
+    ];
+    write(
+        "steering.svg",
+        render_lines_svg("Steering A toward B", "γ", "precision@20", &steering_series)?.as_bytes(),
+    )?;
+    write("report.md", markdown.as_bytes())?;
+    write(
+        "results.json",
+        &serde_json::to_vec_pretty(&serde_json::json!({ "systems": results, "steering": curve }))?,
+    )?;
     println!("{markdown}");
     Ok(())
 }
