@@ -19,7 +19,7 @@ use diff4steer_core::tensor_util::{matrix_from_host, to_host_f32};
 use diff4steer_core::{karras, LinearGuidance, Steered, SteeringTarget};
 use diff4steer_eval::{
     coverage_at_k, evaluate_query, frechet_distance, intra_list_diversity, label_entropy,
-    JamendoMood, JamendoMoodSplit, RankingMetric,
+    JamendoMood, JamendoMoodSplit, MusicWorld, MusicWorldConfig, RankingMetric, TagPair,
 };
 use diff4steer_examples::line_plot::render_lines_svg;
 use diff4steer_index::{
@@ -31,6 +31,7 @@ use diff4steer_models::{
     DiffusionPriorConfig, PriorSeeds, RegressionConfig, ResMlpConfig, Sampler, SamplerKind,
     SeedGenerator,
 };
+use ndarray::Array2;
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -53,6 +54,95 @@ pub struct BenchmarkArgs {
 enum Dataset {
     /// MTG-Jamendo mood/theme tags over VGGish tag-score vectors.
     JamendoMood(JamendoArgs),
+    /// The synthetic music world (multi-modal relevant sets by construction).
+    Synthetic(SyntheticArgs),
+}
+
+/// `benchmark synthetic` options.
+#[derive(clap::Args, Debug)]
+pub struct SyntheticArgs {
+    /// Output folder: report.md, results.json, plots.
+    #[arg(long)]
+    out: PathBuf,
+    /// Training steps of each model.
+    #[arg(long, default_value_t = 3000)]
+    steps: usize,
+    /// Seed of the world, training, sampling and the empirical seeds.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// The default synthetic world in the shape of `jamendo-mood`: tags with text views, tag pairs
+/// carried by ≥ 10 items, and a split by artist (artists ≡ 0…3 mod 5 train, the rest evaluate).
+fn synthetic_dataset(seed: u64) -> Result<(JamendoMood, JamendoMoodSplit, JamendoMoodSplit)> {
+    let world = MusicWorld::generate(&MusicWorldConfig {
+        seed,
+        ..MusicWorldConfig::default()
+    })?;
+    let tags = world.config().tags;
+    let text_dim = world.text_views().ncols();
+    let singles = world.queries(false, 1, seed + 1);
+    let mut tag_text = Array2::<f32>::zeros((tags, text_dim));
+    for q in &singles {
+        tag_text
+            .row_mut(q.tags[0])
+            .assign(&ndarray::ArrayView1::from(&q.text));
+    }
+    let pair_queries: Vec<_> = world
+        .queries(true, 10, seed + 2)
+        .into_iter()
+        .filter(|q| q.tags.len() == 2)
+        .collect();
+    let pairs: Vec<TagPair> = pair_queries
+        .iter()
+        .map(|q| TagPair {
+            a: q.tags[0],
+            b: q.tags[1],
+            text: format!("tag{:02} and tag{:02}", q.tags[0], q.tags[1]),
+            count_train: 0,
+            count_valid: 0,
+        })
+        .collect();
+    let pair_text = Array2::from_shape_vec(
+        (pair_queries.len(), text_dim),
+        pair_queries.iter().flat_map(|q| q.text.clone()).collect(),
+    )?;
+    let split = |name: &str, keep: &dyn Fn(usize) -> bool| -> Result<JamendoMoodSplit> {
+        let rows: Vec<usize> = (0..world.items().nrows())
+            .filter(|&r| keep(world.item_artists()[r]))
+            .collect();
+        let dim = world.items().ncols();
+        let mut items = Array2::<f32>::zeros((rows.len(), dim));
+        let mut labels = Array2::<u8>::zeros((rows.len(), tags));
+        for (i, &r) in rows.iter().enumerate() {
+            items.row_mut(i).assign(&world.items().row(r));
+            for &t in &world.item_tags()[r] {
+                labels[(i, t)] = 1;
+            }
+        }
+        Ok(JamendoMoodSplit {
+            name: name.to_owned(),
+            items,
+            labels,
+            track_ids: rows.iter().map(|r| format!("item{r}")).collect(),
+            artist_ids: rows
+                .iter()
+                .map(|&r| format!("artist{}", world.item_artists()[r]))
+                .collect(),
+            album_ids: rows.iter().map(|r| format!("album{r}")).collect(),
+        })
+    };
+    let mood = JamendoMood {
+        dir: PathBuf::from("synthetic"),
+        tags: (0..tags).map(|t| format!("tag{t:02}")).collect(),
+        tag_texts: (0..tags).map(|t| format!("tag{t:02}")).collect(),
+        tag_text_embeddings: tag_text,
+        pairs,
+        pair_text_embeddings: pair_text,
+    };
+    let train = split("train", &|a| a % 5 < 4)?;
+    let eval = split("eval", &|a| a % 5 == 4)?;
+    Ok((mood, train, eval))
 }
 
 /// `benchmark jamendo-mood` options.
@@ -280,29 +370,85 @@ fn steering_curve(
 
 /// Runs `benchmark`.
 pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
-    let Dataset::JamendoMood(args) = &args.dataset;
+    match &args.dataset {
+        Dataset::JamendoMood(a) => {
+            let mood =
+                JamendoMood::load(&a.data).with_context(|| format!("{}", a.data.display()))?;
+            let train = mood.split(&a.train_split)?;
+            let eval = mood.split(&a.eval_split)?;
+            let settings = Settings {
+                title: "jamendo-mood".into(),
+                command: format!(
+                    "diff4steer benchmark jamendo-mood --data {} --out {} --train-split {} --eval-split {} --steps {} --seed {}",
+                    a.data.display(),
+                    a.out.display(),
+                    a.train_split,
+                    a.eval_split,
+                    a.steps,
+                    a.seed
+                ),
+                out: a.out.clone(),
+                steps: a.steps,
+                seed: a.seed,
+            };
+            run(&mood, &train, &eval, &settings)
+        }
+        Dataset::Synthetic(a) => {
+            let (mood, train, eval) = synthetic_dataset(a.seed)?;
+            let settings = Settings {
+                title: "synthetic music world".into(),
+                command: format!(
+                    "diff4steer benchmark synthetic --out {} --steps {} --seed {}",
+                    a.out.display(),
+                    a.steps,
+                    a.seed
+                ),
+                out: a.out.clone(),
+                steps: a.steps,
+                seed: a.seed,
+            };
+            run(&mood, &train, &eval, &settings)
+        }
+    }
+}
+
+/// What a run is called and where it goes.
+struct Settings {
+    title: String,
+    command: String,
+    out: PathBuf,
+    steps: usize,
+    seed: u64,
+}
+
+/// The benchmark on one dataset (tags, texts and pairs in `mood`; a training and an
+/// evaluation split).
+fn run(
+    mood: &JamendoMood,
+    train: &JamendoMoodSplit,
+    eval: &JamendoMoodSplit,
+    args: &Settings,
+) -> Result<()> {
     let started = Instant::now();
-    let mood = JamendoMood::load(&args.data).with_context(|| format!("{}", args.data.display()))?;
-    let train = mood.split(&args.train_split)?;
-    let eval = mood.split(&args.eval_split)?;
-    let all = queries(&mood, &eval);
+    let all = queries(mood, eval);
     if all.is_empty() {
         bail!(
             "no query has {MIN_RELEVANT} relevant tracks in split {}",
-            args.eval_split
+            eval.name
         );
     }
     let dim = eval.items.ncols();
     let query_dim = mood.tag_text_embeddings.ncols();
     let device = Default::default();
     println!(
-        "jamendo-mood: train {} tracks, evaluate on {} tracks, {} queries",
+        "{}: train {} tracks, evaluate on {} tracks, {} queries",
+        args.title,
         train.items.nrows(),
         eval.items.nrows(),
         all.len()
     );
 
-    let data = training_pairs(&mood, &train)?;
+    let data = training_pairs(mood, train)?;
     let network = ResMlpConfig::new().with_width(256).with_depth(3);
     let training = TrainingConfig::new()
         .with_steps(args.steps)
@@ -403,22 +549,26 @@ pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
         },
         Fusion::rrf(),
     ));
-    let axis: Vec<Vec<u64>> = all
-        .iter()
-        .map(|q| {
-            let mut order: Vec<u64> = (0..eval.items.nrows() as u64).collect();
-            let score = |r: u64| {
-                q.tags
-                    .iter()
-                    .map(|&t| eval.items[(r as usize, t)])
-                    .fold(f32::INFINITY, f32::min)
-            };
-            order.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
-            order.truncate(DEPTH);
-            order
-        })
-        .collect();
-    systems.push(("tag-axis".into(), Answer::Rankings(axis), Fusion::rrf()));
+    if eval.items.ncols() == mood.tags.len() {
+        // Only where the item vectors are tag scores (jamendo-mood): rank by the tag's own
+        // column (the smaller of the two for a pair).
+        let axis: Vec<Vec<u64>> = all
+            .iter()
+            .map(|q| {
+                let mut order: Vec<u64> = (0..eval.items.nrows() as u64).collect();
+                let score = |r: u64| {
+                    q.tags
+                        .iter()
+                        .map(|&t| eval.items[(r as usize, t)])
+                        .fold(f32::INFINITY, f32::min)
+                };
+                order.sort_by(|&a, &b| score(b).total_cmp(&score(a)).then(a.cmp(&b)));
+                order.truncate(DEPTH);
+                order
+            })
+            .collect();
+        systems.push(("tag-axis".into(), Answer::Rankings(axis), Fusion::rrf()));
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     let empirical: Vec<f32> = all
         .iter()
@@ -454,9 +604,9 @@ pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
     let mut results: BTreeMap<String, BTreeMap<String, Scores>> = BTreeMap::new();
     let mut tradeoff: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut markdown = String::new();
-    writeln!(markdown, "# jamendo-mood benchmark\n")?;
-    writeln!(markdown, "Train split `{}` ({} tracks), evaluation split `{}` ({} tracks, the catalogue); {} queries ({} single tags, {} pairs) with ≥ {MIN_RELEVANT} relevant tracks; models ResNet-MLP 256×3, {} steps; Heun 16 steps; depth {DEPTH} per seed. Command: `diff4steer benchmark jamendo-mood --data {} --out {}`.\n",
-        args.train_split, train.items.nrows(), args.eval_split, eval.items.nrows(), all.len(), single.len(), all.len() - single.len(), args.steps, args.data.display(), args.out.display())?;
+    writeln!(markdown, "# {} benchmark\n", args.title)?;
+    writeln!(markdown, "Train split `{}` ({} tracks), evaluation split `{}` ({} tracks, the catalogue); {} queries ({} single tags, {} pairs) with ≥ {MIN_RELEVANT} relevant tracks; models ResNet-MLP 256×3, {} steps; Heun 16 steps; depth {DEPTH} per seed. Command: `{}`.\n",
+        train.name, train.items.nrows(), eval.name, eval.items.nrows(), all.len(), single.len(), all.len() - single.len(), args.steps, args.command)?;
     for prep_kind in [
         Preprocessing::None,
         Preprocessing::Standardise,
@@ -468,7 +618,7 @@ pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
         writeln!(markdown, "| system | nDCG@10 | Recall@50 | coverage@100 | diversity@20 | artist entropy@20 | FD(seeds, tag items) |")?;
         writeln!(markdown, "|---|---|---|---|---|---|---|")?;
         for (name, answer, fusion) in &systems {
-            let s = score(answer, &all, &eval, &index, &prep, *fusion, &truth_items)?;
+            let s = score(answer, &all, eval, &index, &prep, *fusion, &truth_items)?;
             writeln!(
                 markdown,
                 "| {name} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {} |",
@@ -494,9 +644,9 @@ pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
     }
     let raw_index = FlatIndex::from_rows(dim, Similarity::Cosine, &catalogue)?;
     let setup = SteeringSetup {
-        mood: &mood,
-        train: &train,
-        eval: &eval,
+        mood,
+        train,
+        eval,
         prior: &prior,
         sampler: &sampler,
         index: &raw_index,
