@@ -129,7 +129,8 @@ impl FaissIndex {
                     .filter_map(|position| {
                         let position = usize::try_from(position).ok()?;
                         let id = *self.store.ids().get(position)?;
-                        let item = self.store.vector(id)?;
+                        // The label is the position: slice the row directly, no id lookup.
+                        let item = self.store.vectors().get(position * dim..(position + 1) * dim)?;
                         Some(Hit::new(id, self.similarity().score(query, item)))
                     })
                     .collect();
