@@ -130,7 +130,10 @@ impl FaissIndex {
                         let position = usize::try_from(position).ok()?;
                         let id = *self.store.ids().get(position)?;
                         // The label is the position: slice the row directly, no id lookup.
-                        let item = self.store.vectors().get(position * dim..(position + 1) * dim)?;
+                        let item = self
+                            .store
+                            .vectors()
+                            .get(position * dim..(position + 1) * dim)?;
                         Some(Hit::new(id, self.similarity().score(query, item)))
                     })
                     .collect();
