@@ -26,6 +26,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+
 /// Generative retrieval with a steerable diffusion prior.
 #[derive(Parser, Debug)]
 #[command(name = "diff4steer", version, about, long_about = None)]
@@ -52,8 +53,33 @@ enum Command {
     Synthetic(synthetic::SyntheticArgs),
 }
 
+/// Parses the command line; a usage error is one line on stderr (clap's message without the
+/// usage block, and a pointer to --help) with exit code 2, like every other error of the program.
+fn parse() -> Result<Cli, ExitCode> {
+    use clap::error::ErrorKind;
+    Cli::try_parse().map_err(|error| match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => error.exit(),
+        _ => {
+            let message = error.render().to_string();
+            let words: Vec<&str> = message
+                .lines()
+                .take_while(|line| !line.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect();
+            eprintln!("{} (see --help)", words.join(" "));
+            ExitCode::from(2)
+        }
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let result = match cli.command {
         Command::Train(args) => train::train_prior_command(&args),
         Command::TrainRegression(args) => train::train_regression_command(&args),

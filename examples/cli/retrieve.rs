@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use diff4steer_eval::io::npy::read_f32_matrix;
+use diff4steer_eval::io::npy::read_nonempty_f32_matrix;
 use diff4steer_eval::io::trec::write_run;
 use diff4steer_eval::Run;
 use diff4steer_index::{
@@ -83,15 +83,9 @@ pub fn retrieve_command(args: &RetrieveArgs) -> Result<()> {
     if args.seeds_per_query == 0 {
         bail!("--seeds-per-query must be at least 1");
     }
-    let catalog = read_f32_matrix(&args.catalog).context("reading the catalogue")?;
-    let seeds = read_f32_matrix(&args.seeds).context("reading seeds")?;
+    let catalog = read_nonempty_f32_matrix(&args.catalog).context("reading the catalogue")?;
+    let seeds = read_nonempty_f32_matrix(&args.seeds).context("reading seeds")?;
     let (items, dim) = catalog.dim();
-    if items == 0 || dim == 0 {
-        bail!(
-            "{}: empty catalogue ({items} × {dim})",
-            args.catalog.display()
-        );
-    }
     if seeds.ncols() != dim {
         bail!(
             "{}: seeds are {}-d, the catalogue {} is {dim}-d",
@@ -100,9 +94,9 @@ pub fn retrieve_command(args: &RetrieveArgs) -> Result<()> {
             args.catalog.display()
         );
     }
-    if seeds.nrows() == 0 || seeds.nrows() % args.seeds_per_query != 0 {
+    if !seeds.nrows().is_multiple_of(args.seeds_per_query) {
         bail!(
-            "{}: {} seed rows are not a positive multiple of --seeds-per-query {}",
+            "{}: {} seed rows are not a multiple of --seeds-per-query {}",
             args.seeds.display(),
             seeds.nrows(),
             args.seeds_per_query

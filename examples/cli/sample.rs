@@ -9,7 +9,7 @@ use diff4steer_core::tensor_util::{matrix_from_host, to_host_f32};
 use diff4steer_core::{
     karras, Conditioning, Denoiser, LinearGuidance, Similarity, Steered, SteeringTarget,
 };
-use diff4steer_eval::io::npy::{read_f32_matrix, write_f32_matrix};
+use diff4steer_eval::io::npy::{read_nonempty_f32_matrix, write_f32_matrix};
 use diff4steer_models::backend::CpuBackend;
 use diff4steer_models::training::{load_prior, load_regression, Checkpoint, ModelSpec};
 use diff4steer_models::{PriorSeeds, Sampler, SamplerKind, SeedGenerator};
@@ -40,13 +40,13 @@ pub struct SampleArgs {
     sampler: String,
     /// Guidance strength w ≥ 0: classifier-free against the null condition, or against
     /// --negative when given (0 = plain conditional sampling).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     guidance: f64,
     /// Steering embeddings in the target space: one row per query, or one row for all.
     #[arg(long, requires = "steer_scale")]
     steer: Option<PathBuf>,
     /// Steering strength γ (negative pushes away).
-    #[arg(long, requires = "steer")]
+    #[arg(long, requires = "steer", allow_negative_numbers = true)]
     steer_scale: Option<f64>,
     /// Negative conditions in the query space: one row per query, or one row for all.
     #[arg(long)]
@@ -58,7 +58,7 @@ pub struct SampleArgs {
 
 /// Reads a matrix whose rows are one per query (n) or one for all (1), `width` wide.
 fn per_query_rows(path: &Path, queries: usize, width: usize, what: &str) -> Result<Tensor<B, 2>> {
-    let m = read_f32_matrix(path).with_context(|| format!("reading {what}"))?;
+    let m = read_nonempty_f32_matrix(path).with_context(|| format!("reading {what}"))?;
     if m.ncols() != width {
         bail!(
             "{}: {what} rows are {}-d, expected {width}",
@@ -96,11 +96,8 @@ fn seeds_from<D: Denoiser<B>>(
 /// Runs `sample`.
 pub fn sample_command(args: &SampleArgs) -> Result<()> {
     let device = Default::default();
-    let queries = read_f32_matrix(&args.query).context("reading queries")?;
+    let queries = read_nonempty_f32_matrix(&args.query).context("reading queries")?;
     let (n, query_dim) = queries.dim();
-    if n == 0 || query_dim == 0 {
-        bail!("{}: no queries ({n} × {query_dim})", args.query.display());
-    }
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
     }

@@ -37,6 +37,13 @@ pub struct CommonArgs {
     /// Seed of initialisation, batches and noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Write a checkpoint every this many steps (and at the end); 0 = only at the end.
+    #[arg(long)]
+    checkpoint_every: Option<usize>,
+    /// Continue the newest checkpoint in --out (same data and options; a killed run picks up
+    /// where its last checkpoint left off) instead of starting afresh.
+    #[arg(long)]
+    resume: bool,
     /// Validation queries (with --valid-target): validation loss in the loss curve.
     #[arg(long, requires = "valid_target")]
     valid_query: Option<PathBuf>,
@@ -77,14 +84,26 @@ fn prepare(
         (Some(q), Some(t)) => Some(pairs(q, t)?),
         _ => None,
     };
-    let training = TrainingConfig::new()
+    let mut training = TrainingConfig::new()
         .with_steps(args.steps)
         .with_batch_size(args.batch)
         .with_seed(args.seed);
+    if let Some(every) = args.checkpoint_every {
+        training = training.with_checkpoint_every(every);
+    }
     let network = ResMlpConfig::new()
         .with_width(args.width)
         .with_depth(args.depth);
     Ok((data, valid, training, network))
+}
+
+/// Where a run writes its checkpoints, continuing the newest one with --resume.
+fn output(args: &CommonArgs) -> Output<'_> {
+    if args.resume {
+        Output::resuming(&args.out)
+    } else {
+        Output::new(&args.out)
+    }
 }
 
 /// One line about a finished run.
@@ -115,7 +134,7 @@ pub fn train_prior_command(args: &PriorArgs) -> Result<()> {
         &training,
         &data,
         valid.as_ref(),
-        Some(Output::new(out)),
+        Some(output(&args.common)),
         &Default::default(),
     )
     .with_context(|| format!("training into {}", out.display()))?;
@@ -133,7 +152,7 @@ pub fn train_regression_command(args: &RegressionArgs) -> Result<()> {
         &training,
         &data,
         valid.as_ref(),
-        Some(Output::new(out)),
+        Some(output(&args.common)),
         &Default::default(),
     )
     .with_context(|| format!("training into {}", out.display()))?;

@@ -20,6 +20,12 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 /// [`crate::EvalError::Parse`] error naming it.
 pub(crate) fn read_lines(path: &Path) -> Result<Vec<(usize, String)>> {
     let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    lines_of(path, &bytes)
+}
+
+/// The non-blank lines of a text file's bytes: `(1-based line number, line)`; `path` names the
+/// file in errors. A line that is not UTF-8 is an [`crate::EvalError::Parse`] error naming it.
+pub(crate) fn lines_of(path: &Path, bytes: &[u8]) -> Result<Vec<(usize, String)>> {
     bytes
         .split(|&b| b == b'\n')
         .enumerate()

@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use super::{read_lines, write_file};
+use super::{lines_of, write_file};
+use crate::error::io_error;
 use crate::{EvalError, Qrels, Result, Run};
 
 fn fields<'a>(
@@ -34,16 +35,37 @@ fn number<T: std::str::FromStr>(path: &Path, line: usize, field: &str, name: &st
     })
 }
 
+/// The lines of a run or qrels file's bytes; a file without any line is an error (an empty
+/// run or qrels file is almost always a failed export, and evaluating it would score 0 silently).
+fn nonempty_lines(path: &Path, bytes: &[u8], what: &str) -> Result<Vec<(usize, String)>> {
+    let lines = lines_of(path, bytes)?;
+    if lines.is_empty() {
+        return Err(EvalError::Parse {
+            path: path.display().to_string(),
+            line: 1,
+            reason: format!("empty file: a {what} file needs at least one line"),
+        });
+    }
+    Ok(lines)
+}
+
 /// Reads a TREC run. Each query's documents are ranked by score (descending), ties by the rank
 /// column, then by line order.
 ///
 /// # Errors
-/// [`EvalError::Io`] when it cannot be read; [`EvalError::Parse`] (with the line) for a missing or
-/// extra field, a non-numeric rank or score, a NaN/Inf score, a (qid, docid) listed twice, or
-/// non-UTF-8 bytes.
+/// [`EvalError::Io`] when it cannot be read; otherwise as [`parse_run`].
 pub fn read_run(path: &Path) -> Result<Run> {
+    parse_run(path, &std::fs::read(path).map_err(|e| io_error(path, e))?)
+}
+
+/// Parses the bytes of a TREC run file (`path` names it in errors); as [`read_run`].
+///
+/// # Errors
+/// [`EvalError::Parse`] (with the line) for an empty file, a missing or extra field, a
+/// non-numeric rank or score, a NaN/Inf score, a (qid, docid) listed twice, or non-UTF-8 bytes.
+pub fn parse_run(path: &Path, bytes: &[u8]) -> Result<Run> {
     let mut lines = Vec::new();
-    for (n, line) in read_lines(path)? {
+    for (n, line) in nonempty_lines(path, bytes, "run")? {
         let f = fields(path, n, &line, 6, "run")?;
         let rank: i64 = number(path, n, f[3], "rank")?;
         let score: f64 = number(path, n, f[4], "score")?;
@@ -97,11 +119,19 @@ pub fn write_run(path: &Path, run: &Run, tag: &str) -> Result<()> {
 /// Reads TREC qrels.
 ///
 /// # Errors
-/// [`EvalError::Io`] when it cannot be read; [`EvalError::Parse`] (with the line) for a missing or
-/// extra field, a non-integer grade, a (qid, docid) judged twice, or non-UTF-8 bytes.
+/// [`EvalError::Io`] when it cannot be read; otherwise as [`parse_qrels`].
 pub fn read_qrels(path: &Path) -> Result<Qrels> {
+    parse_qrels(path, &std::fs::read(path).map_err(|e| io_error(path, e))?)
+}
+
+/// Parses the bytes of a TREC qrels file (`path` names it in errors).
+///
+/// # Errors
+/// [`EvalError::Parse`] (with the line) for an empty file, a missing or extra field, a
+/// non-integer grade, a (qid, docid) judged twice, or non-UTF-8 bytes.
+pub fn parse_qrels(path: &Path, bytes: &[u8]) -> Result<Qrels> {
     let mut qrels = Qrels::new();
-    for (n, line) in read_lines(path)? {
+    for (n, line) in nonempty_lines(path, bytes, "qrels")? {
         let f = fields(path, n, &line, 4, "qrels")?;
         let grade: i32 = number(path, n, f[3], "grade")?;
         qrels

@@ -30,8 +30,6 @@ use crate::{ModelError, Result};
 
 /// Version of the checkpoint layout.
 const FORMAT: u32 = 1;
-/// Step folders kept besides the newest.
-const KEEP_PREVIOUS: usize = 1;
 
 /// Which model a checkpoint holds, with its full configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,13 +119,18 @@ pub(crate) struct CheckpointState<'a> {
 
 impl Checkpoint {
     /// Writes a new step folder under `dir` with `files` (name, bytes) and the manifest, then
-    /// points `latest` at it and removes older step folders but one.
+    /// points `latest` at it and removes every other step folder but the one `latest` named
+    /// before. No existing folder is ever replaced, so a process killed at any moment leaves
+    /// `latest` naming a complete checkpoint.
     pub(crate) fn save(
         dir: &Path,
         state: CheckpointState<'_>,
         files: &[(&str, Vec<u8>)],
     ) -> Result<()> {
-        let name = format!("step-{:06}", state.step);
+        let previous = fs::read_to_string(dir.join("latest"))
+            .ok()
+            .map(|name| name.trim().to_owned());
+        let name = fresh_step_name(dir, state.step);
         let staging = dir.join(format!(".{name}.staging"));
         let folder = dir.join(&name);
         let io = |path: &Path, e: std::io::Error| ModelError::Io {
@@ -162,12 +165,9 @@ impl Checkpoint {
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| checkpoint_error(&staging, format!("cannot encode the manifest: {e}")))?;
         write_atomic(&staging.join("config.json"), &json)?;
-        if folder.exists() {
-            fs::remove_dir_all(&folder).map_err(|e| io(&folder, e))?;
-        }
         fs::rename(&staging, &folder).map_err(|e| io(&folder, e))?;
         write_atomic(&dir.join("latest"), name.as_bytes())?;
-        prune(dir, &name);
+        prune(dir, &name, previous.as_deref());
         Ok(())
     }
 
@@ -295,25 +295,30 @@ impl Checkpoint {
     }
 }
 
-/// Removes step folders other than `keep` and the newest [`KEEP_PREVIOUS`] before it, and
+/// `step-NNNNNN`, or `step-NNNNNN.K` with the first K whose folder does not exist: a step saved
+/// again (a run restarted in the same folder) gets a new folder instead of replacing the one
+/// `latest` may still name.
+fn fresh_step_name(dir: &Path, step: usize) -> String {
+    let base = format!("step-{step:06}");
+    std::iter::once(base.clone())
+        .chain((1..).map(|k| format!("{base}.{k}")))
+        .find(|name| !dir.join(name).exists())
+        .expect("an unbounded sequence of names has a free one")
+}
+
+/// Removes step folders other than `keep` and `previous` (what `latest` named before), and
 /// leftover staging folders. Best effort: a failure leaves extra folders, never a broken one.
-fn prune(dir: &Path, keep: &str) {
+fn prune(dir: &Path, keep: &str, previous: Option<&str>) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
-    let mut steps: Vec<String> = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".step-") && name.ends_with(".staging") {
+        let stale_staging = name.starts_with(".step-") && name.ends_with(".staging");
+        let old_step = name.starts_with("step-") && name != keep && Some(name.as_str()) != previous;
+        if stale_staging || old_step {
             let _ = fs::remove_dir_all(entry.path());
-        } else if name.starts_with("step-") && name.as_str() < keep {
-            steps.push(name);
         }
-    }
-    steps.sort();
-    let excess = steps.len().saturating_sub(KEEP_PREVIOUS);
-    for name in &steps[..excess] {
-        let _ = fs::remove_dir_all(dir.join(name));
     }
 }
 

@@ -2,8 +2,7 @@
 
 use std::path::Path;
 
-use ndarray::Array2;
-use ndarray_npy::ReadNpyExt;
+use diff4steer_eval::EvalError;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -173,15 +172,16 @@ impl PairData {
     }
 }
 
-/// Reads a 2-D `float32` .npy file: (values, columns).
+/// Reads a 2-D `float32` .npy file with at least one row and column (checked as
+/// [`diff4steer_eval::io::npy::read_nonempty_f32_matrix`] checks it): (values, columns).
 ///
 /// # Errors
 /// [`ModelError::Data`] naming the file.
 pub fn read_matrix(path: &Path) -> Result<(Vec<f32>, usize)> {
-    let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| data_error(&name, e.to_string()))?;
-    let array = Array2::<f32>::read_npy(std::io::BufReader::new(file))
-        .map_err(|e| data_error(&name, format!("not a 2-D float32 .npy matrix ({e})")))?;
+    let array = diff4steer_eval::io::npy::read_nonempty_f32_matrix(path).map_err(|e| match e {
+        EvalError::Npy { path, reason } | EvalError::Io { path, reason } => data_error(&path, reason),
+        other => data_error(&path.display().to_string(), other.to_string()),
+    })?;
     let cols = array.ncols();
     let values = array.as_standard_layout().iter().copied().collect();
     Ok((values, cols))

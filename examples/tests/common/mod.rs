@@ -1,0 +1,51 @@
+//! Helpers shared by the example programs' tests.
+#![allow(dead_code)] // each test binary uses its own part
+
+pub mod fixtures;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the `diff4steer` program with `args` (and extra environment variables).
+pub fn diff4steer_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_diff4steer"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the program runs")
+}
+
+/// Runs the `diff4steer` program with `args`.
+pub fn diff4steer(args: &[&str]) -> Output {
+    diff4steer_with_env(args, &[])
+}
+
+/// Runs a command that must succeed and returns its standard output.
+pub fn ok(args: &[&str]) -> String {
+    let out = diff4steer(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes the synthetic world into `data` and trains the tiny models the tests use: `prior/`
+/// and `reg/` (48-d queries → 64-d targets) and `other_prior/` (64-d → 48-d).
+pub fn world_and_tiny_models(data: &Path) {
+    let p = |name: &str| data.join(name).to_string_lossy().into_owned();
+    ok(&["synthetic", "--out", &p("")]);
+    let tiny = [
+        "--steps", "20", "--width", "32", "--depth", "1", "--batch", "64",
+    ];
+    let train = |cmd: &str, query: &str, target: &str, out: &str| {
+        let (query, target, out) = (p(query), p(target), p(out));
+        let mut args = vec![cmd, "--query", &query, "--target", &target, "--out", &out];
+        args.extend(tiny);
+        ok(&args)
+    };
+    assert!(train("train", "train_query.npy", "train_target.npy", "prior").contains("diffusion prior"));
+    assert!(train("train-regression", "train_query.npy", "train_target.npy", "reg").contains("regression"));
+    train("train", "train_target.npy", "train_query.npy", "other_prior");
+}
