@@ -65,8 +65,13 @@ fn same_seed_gives_identical_files_across_processes_threads_and_batches() {
         assert!(bytes(&data.join(file)) == bytes(&again.join(file)), "synthetic {file} differs");
     }
 
-    // Seeds from every sampler, with guidance, a negative condition and steering.
-    let (prior, queries) = (p("prior"), p("queries.npy"));
+    // Seeds from every sampler, with guidance, a negative condition and steering, from a prior
+    // wide enough (256) that the backend's matrix products split work across threads.
+    ok(&[
+        "train", "--query", &p("train_query.npy"), "--target", &p("train_target.npy"), "--out",
+        &p("wide_prior"), "--steps", "3", "--width", "256", "--depth", "2", "--batch", "64",
+    ]);
+    let (prior, queries) = (p("wide_prior"), p("queries.npy"));
     let common_sample = ["sample", "--model", &prior, "--seeds", "3", "--steps", "6", "--seed", "11"];
     for sampler in ["heun", "sde", "dpmpp2m"] {
         let mut args = common_sample.to_vec();
