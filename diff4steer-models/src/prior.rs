@@ -49,6 +49,15 @@ impl DiffusionPriorConfig {
         self.network.validate()
     }
 
+    /// A lower bound on the prior's parameter count (its weight matrices), saturating.
+    pub fn minimum_parameters(&self) -> u128 {
+        let net = &self.network;
+        let e = net.embedding_dim as u128;
+        net.minimum_parameters(self.target_dim, self.target_dim)
+            .saturating_add(2 * net.fourier_features as u128 * e + e * e)
+            .saturating_add(self.query_dim as u128 * e)
+    }
+
     /// A freshly initialised prior. Weights come from the backend's process-wide RNG (call
     /// `B::seed` first for a reproducible initialisation; training does); the crate's RNG lock is
     /// held meanwhile.

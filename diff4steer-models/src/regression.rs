@@ -51,6 +51,13 @@ impl RegressionConfig {
         self.network.validate()
     }
 
+    /// A lower bound on the model's parameter count (its weight matrices), saturating.
+    pub fn minimum_parameters(&self) -> u128 {
+        self.network
+            .minimum_parameters(self.query_dim, self.target_dim)
+            .saturating_add(self.query_dim as u128 * self.network.embedding_dim as u128)
+    }
+
     /// A freshly initialised model (as [`crate::DiffusionPriorConfig::init`]: backend RNG, under the
     /// crate's RNG lock).
     ///

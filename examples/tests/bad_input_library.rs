@@ -368,7 +368,14 @@ fn cases(dir: &Path) -> Vec<Case> {
             load_prior::<B>(&folder, &Default::default())
         }));
         // A regression loader stops at the model kind once the manifest reads.
-        let kind_known = ["model_config_other_width", "model_no_weights", "model_weights_cut", "model_weights_flipped"];
+        let kind_known = [
+            "model_config_other_width",
+            "model_config_huge_width",
+            "model_config_huge_shapes",
+            "model_no_weights",
+            "model_weights_cut",
+            "model_weights_flipped",
+        ];
         let problem = if kind_known.contains(&b.name) { "holds a diffusion prior" } else { problem };
         let folder = path(b.name);
         cases.push(case(format!("load_regression({})", b.name), problem, move || {

@@ -143,14 +143,23 @@ pub fn write_f32_matrix(path: &Path, matrix: &Array2<f32>) -> Result<()> {
 /// Reads a 2-D label matrix of dtype `uint8` or `bool`; values must be 0 or 1.
 ///
 /// # Errors
-/// [`EvalError::Io`] when the file cannot be opened; [`EvalError::Npy`] for another dtype or
-/// rank, a malformed file, or a value other than 0/1.
+/// [`EvalError::Io`] when the file cannot be opened; otherwise as [`parse_labels`].
 pub fn read_labels(path: &Path) -> Result<Array2<u8>> {
     let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
-    check_header(path, &bytes, &LABELS)?;
-    let labels = match Array2::<u8>::read_npy(bytes.as_slice()) {
+    parse_labels(path, &bytes)
+}
+
+/// Parses the bytes of an .npy file holding a 2-D `uint8` or `bool` label matrix; `path` names
+/// it in errors.
+///
+/// # Errors
+/// [`EvalError::Npy`] for another dtype or rank, a malformed or truncated file, or a value
+/// other than 0/1.
+pub fn parse_labels(path: &Path, bytes: &[u8]) -> Result<Array2<u8>> {
+    check_header(path, bytes, &LABELS)?;
+    let labels = match Array2::<u8>::read_npy(bytes) {
         Ok(labels) => labels,
-        Err(u8_error) => Array2::<bool>::read_npy(bytes.as_slice())
+        Err(u8_error) => Array2::<bool>::read_npy(bytes)
             .map(|b| b.mapv(u8::from))
             .map_err(|_| {
                 npy_error(

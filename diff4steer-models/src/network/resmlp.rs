@@ -57,6 +57,17 @@ impl ResMlpConfig {
         Ok(())
     }
 
+    /// A lower bound on the backbone's parameter count for `in_dim → out_dim` (its weight
+    /// matrices alone, without biases and norms), saturating: a checkpoint loader compares it
+    /// with the stored weights before allocating a model of this size.
+    pub fn minimum_parameters(&self, in_dim: usize, out_dim: usize) -> u128 {
+        let (w, e) = (self.width as u128, self.embedding_dim as u128);
+        let block = 2 * w * w + 2 * e * w;
+        (in_dim as u128 * w)
+            .saturating_add((self.depth as u128).saturating_mul(block))
+            .saturating_add(w * out_dim as u128)
+    }
+
     /// The backbone `in_dim → width → … → out_dim`, conditioned on `embedding_dim` vectors.
     pub fn init<B: Backend>(&self, in_dim: usize, out_dim: usize, device: &B::Device) -> ResMlp<B> {
         ResMlp {

@@ -265,6 +265,50 @@ impl Checkpoint {
         Ok(bytes)
     }
 
+    /// Checks, before a model of the configuration's size is allocated, that the configuration
+    /// needs no more parameters (`minimum`, a lower bound) than the manifest's shapes hold, and
+    /// that those fit in weights `file` as it is on disk (4 bytes a value): a manifest edited to
+    /// a huge width is an error, not an allocation of that size.
+    ///
+    /// # Errors
+    /// [`ModelError::Checkpoint`] naming the manifest or the weights file.
+    pub(crate) fn check_size(&self, minimum: u128, file: &str) -> Result<()> {
+        let stored = self
+            .manifest
+            .parameter_shapes
+            .iter()
+            .map(|shape| shape.iter().fold(1u128, |n, &d| n.saturating_mul(d as u128)))
+            .fold(0u128, u128::saturating_add);
+        let path = self.folder.join(file);
+        let on_disk = fs::metadata(&path)
+            .map_err(|e| checkpoint_error(&path, e.to_string()))?
+            .len();
+        if let Some(entry) = self.manifest.files.get(file) {
+            if entry.bytes as u64 != on_disk {
+                return Err(checkpoint_error(
+                    &path,
+                    format!(
+                        "truncated or altered: {on_disk} bytes, manifest says {}",
+                        entry.bytes
+                    ),
+                ));
+            }
+        }
+        if stored.saturating_mul(4) > u128::from(on_disk) {
+            return Err(checkpoint_error(
+                &path,
+                format!("the manifest's parameter shapes need {stored} values, the file holds {on_disk} bytes"),
+            ));
+        }
+        if minimum > stored {
+            return Err(checkpoint_error(
+                &path,
+                "the configuration does not match the stored parameter shapes",
+            ));
+        }
+        Ok(())
+    }
+
     /// Loads weights `file` into `module` (which must have the checkpoint's architecture), checking
     /// every parameter shape against the manifest.
     pub(crate) fn load_into<B: Backend, M: Module<B>>(
@@ -338,6 +382,7 @@ pub fn load_prior<B: Backend>(
             "holds a regression model, not a diffusion prior",
         ));
     };
+    checkpoint.check_size(config.minimum_parameters(), "model.mpk")?;
     let fresh = config.init::<B>(device)?;
     Ok((checkpoint.load_into(fresh, "model.mpk", device)?, config))
 }
@@ -357,6 +402,7 @@ pub fn load_regression<B: Backend>(
             "holds a diffusion prior, not a regression model",
         ));
     };
+    checkpoint.check_size(config.minimum_parameters(), "model.mpk")?;
     let fresh = config.init::<B>(device)?;
     Ok((checkpoint.load_into(fresh, "model.mpk", device)?, config))
 }

@@ -193,7 +193,7 @@ pub fn step_folder(checkpoint: &Path) -> PathBuf {
 /// copy, and returns them.
 pub fn broken_checkpoints(good: &Path, dir: &Path) -> Vec<Broken> {
     type Damage = fn(&Path);
-    let damages: [(&'static str, Damage, &'static str); 10] = [
+    let damages: [(&'static str, Damage, &'static str); 12] = [
         (
             "model_empty_folder",
             |m| fs::remove_file(m.join("latest")).unwrap(),
@@ -221,12 +221,25 @@ pub fn broken_checkpoints(good: &Path, dir: &Path) -> Vec<Broken> {
         ),
         (
             "model_config_other_width",
-            |m| edit_config(m, &["model", "network", "width"], 7),
+            |m| edit_config(m, "/model/network/width", 7.into()),
             "does not match the stored parameter shapes",
         ),
         (
+            "model_config_huge_width",
+            |m| edit_config(m, "/model/network/width", 1_000_000_000.into()),
+            "does not match the stored parameter shapes",
+        ),
+        (
+            "model_config_huge_shapes",
+            |m| {
+                edit_config(m, "/parameter_shapes/0", serde_json::json!([1_000_000_000, 1_000_000_000]));
+                edit_config(m, "/model/network/width", 1_000_000_000.into());
+            },
+            "the manifest's parameter shapes need",
+        ),
+        (
             "model_config_other_format",
-            |m| edit_config(m, &["format"], 99),
+            |m| edit_config(m, "/format", 99.into()),
             "unknown layout version 99",
         ),
         (
@@ -267,16 +280,13 @@ fn truncate(path: &Path) {
     fs::write(path, &bytes[..bytes.len() / 2]).unwrap();
 }
 
-/// Sets a number in the manifest (`config.json`) of a checkpoint folder's newest step.
-fn edit_config(checkpoint: &Path, keys: &[&str], value: u64) {
+/// Sets the value at a JSON pointer (`/model/network/width`) in the manifest (`config.json`) of
+/// a checkpoint folder's newest step.
+fn edit_config(checkpoint: &Path, pointer: &str, value: serde_json::Value) {
     let path = step_folder(checkpoint).join("config.json");
     let mut json: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-    let mut slot = &mut json;
-    for key in keys {
-        slot = slot
-            .get_mut(*key)
-            .unwrap_or_else(|| panic!("manifest has {key}"));
-    }
-    *slot = value.into();
+    *json
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("manifest has {pointer}")) = value;
     fs::write(path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
 }
