@@ -267,7 +267,7 @@ impl VectorIndex for FaissIndex {
         k: usize,
         filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
     ) -> Result<Vec<Vec<Hit>>> {
-        let nq = check_search(queries, self.dim(), k)?;
+        let (nq, k) = check_search(queries, self.dim(), k, self.len())?;
         if self.is_empty() || nq == 0 {
             return Ok(vec![Vec::new(); nq]);
         }

@@ -192,7 +192,7 @@ impl VectorIndex for FlatIndex {
         k: usize,
         filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
     ) -> Result<Vec<Vec<Hit>>> {
-        let nq = check_search(queries, self.dim, k)?;
+        let (nq, k) = check_search(queries, self.dim, k, self.len())?;
         if nq == 0 || self.ids.is_empty() {
             return Ok(vec![Vec::new(); nq]);
         }

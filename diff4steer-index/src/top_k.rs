@@ -35,11 +35,12 @@ pub struct TopK {
 }
 
 impl TopK {
-    /// An empty selection of capacity `k`.
+    /// An empty selection of capacity `k` (memory is reserved for at most a few thousand hits
+    /// up front; a larger k grows as hits arrive).
     pub fn new(k: usize) -> Self {
         Self {
             k,
-            heap: BinaryHeap::with_capacity(k + 1),
+            heap: BinaryHeap::with_capacity(k.min(4096) + 1),
         }
     }
 

@@ -74,10 +74,16 @@ pub(crate) fn check_rows(values: &[f32], dim: usize, what: &'static str) -> Resu
 }
 
 /// The checks every `search_filtered` starts with: k ≥ 1 and well-formed queries. Returns the
-/// number of queries.
-pub(crate) fn check_search(queries: &[f32], dim: usize, k: usize) -> Result<usize> {
+/// number of queries and the k to search with: at most the `len` items there are, so that a
+/// huge k costs nothing more than k = len.
+pub(crate) fn check_search(
+    queries: &[f32],
+    dim: usize,
+    k: usize,
+    len: usize,
+) -> Result<(usize, usize)> {
     check_k(k)?;
-    check_rows(queries, dim, "queries")
+    Ok((check_rows(queries, dim, "queries")?, k.min(len)))
 }
 
 /// Checks k ≥ 1.

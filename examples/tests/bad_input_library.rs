@@ -498,3 +498,24 @@ fn every_entry_point_refuses_bad_input_with_a_typed_error() {
     assert!(cases.len() > 150, "the matrix shrank to {} cases", cases.len());
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
+
+/// The one "bad input" of the list that is not an error: k larger than the catalogue
+/// (up to `usize::MAX`) answers every item, best first, without reserving memory for k hits.
+#[test]
+fn k_larger_than_the_catalogue_returns_every_item() {
+    let items = rows(9, 4);
+    let flat = FlatIndex::from_rows(4, Similarity::Cosine, &items).unwrap();
+    let hnsw = HnswIndex::from_rows(4, Similarity::Cosine, HnswConfig::default(), &items).unwrap();
+    for (name, index) in [("flat", &flat as &dyn VectorIndex), ("hnsw", &hnsw)] {
+        for k in [10, 1_000_000_000, usize::MAX] {
+            let lists = index.search(&rows(2, 4), k).unwrap();
+            assert!(lists.iter().all(|l| l.len() == 9), "{name}, k = {k}");
+            let filtered = index.search_filtered(&rows(2, 4), k, Some(&|id| id % 2 == 0)).unwrap();
+            assert!(filtered.iter().all(|l| l.len() == 5), "{name}, filtered, k = {k}");
+            for fusion in ["rrf", "max", "mean", "round-robin", "mmr"] {
+                let fused = fuse(&lists, k, fusion.parse().unwrap(), &|id| index.vector(id)).unwrap();
+                assert_eq!(fused.len(), 9, "{name}, {fusion}, k = {k}");
+            }
+        }
+    }
+}

@@ -216,7 +216,7 @@ impl VectorIndex for HnswIndex {
         filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
     ) -> Result<Vec<Vec<Hit>>> {
         let dim = self.dim();
-        let nq = check_search(queries, dim, k)?;
+        let (nq, k) = check_search(queries, dim, k, self.len())?;
         if self.is_empty() {
             return Ok(vec![Vec::new(); nq]);
         }
