@@ -22,10 +22,16 @@ use diff4steer_models::{DiffusionPriorConfig, ResMlpConfig};
 pub fn npy(data: &[u8]) {
     let path = Path::new("fuzz.npy");
     if let Ok(matrix) = parse_f32_matrix(path, data) {
-        assert!(matrix.iter().all(|v| v.is_finite()), "a NaN/Inf value got through");
+        assert!(
+            matrix.iter().all(|v| v.is_finite()),
+            "a NaN/Inf value got through"
+        );
     }
     if let Ok(labels) = parse_labels(path, data) {
-        assert!(labels.iter().all(|&v| v <= 1), "a label other than 0/1 got through");
+        assert!(
+            labels.iter().all(|&v| v <= 1),
+            "a label other than 0/1 got through"
+        );
     }
 }
 
@@ -35,7 +41,10 @@ pub fn trec(data: &[u8]) {
     if let Ok(run) = parse_run(path, data) {
         for query in run.queries() {
             let list = run.ranking(query).expect("a listed query has a ranking");
-            assert!(list.iter().all(|(_, s)| s.is_finite()), "a non-finite score got through");
+            assert!(
+                list.iter().all(|(_, s)| s.is_finite()),
+                "a non-finite score got through"
+            );
         }
     }
     let _ = parse_qrels(path, data);
@@ -108,10 +117,15 @@ pub fn checkpoint(data: &[u8]) {
     let step_name = step.file_name().expect("a step folder");
     let copy = scratch.path().join(step_name);
     std::fs::create_dir_all(&copy).expect("folder");
+    // Read and write rather than `fs::copy`: libFuzzer's timer signal interrupts the kernel's
+    // file-copy call, which `fs::copy` does not retry.
+    let copy_file = |from: &Path, to: &Path| {
+        std::fs::write(to, std::fs::read(from).expect("readable")).expect("copied");
+    };
     for entry in std::fs::read_dir(&step).expect("readable").flatten() {
-        std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copied");
+        copy_file(&entry.path(), &copy.join(entry.file_name()));
     }
-    std::fs::copy(base.join("latest"), scratch.path().join("latest")).expect("copied");
+    copy_file(&base.join("latest"), &scratch.path().join("latest"));
     match file {
         "latest" => std::fs::write(scratch.path().join("latest"), content),
         "model.mpk" => {

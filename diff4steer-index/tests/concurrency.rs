@@ -12,7 +12,9 @@ const THREADS: usize = 8;
 
 fn random_rows(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    (0..n * DIM).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
+    (0..n * DIM)
+        .map(|_| rng.random::<f32>() * 2.0 - 1.0)
+        .collect()
 }
 
 /// Hits as (id, score bits): equality is bit-exact.
@@ -60,7 +62,10 @@ fn assert_thread_safe(index: &dyn VectorIndex, name: &str) {
             .collect();
         for (t, handle) in handles.into_iter().enumerate() {
             let (one_by_one, batched, filtered) = handle.join().unwrap();
-            assert_eq!(one_by_one, serial, "{name}: thread {t}, one query at a time");
+            assert_eq!(
+                one_by_one, serial,
+                "{name}: thread {t}, one query at a time"
+            );
             assert_eq!(batched, serial, "{name}: thread {t}, batched");
             assert_eq!(filtered, serial_filtered, "{name}: thread {t}, filtered");
         }
@@ -69,7 +74,11 @@ fn assert_thread_safe(index: &dyn VectorIndex, name: &str) {
 
 #[test]
 fn flat_index_answers_many_threads_as_it_answers_one() {
-    for similarity in [Similarity::Cosine, Similarity::InnerProduct, Similarity::NegativeL2] {
+    for similarity in [
+        Similarity::Cosine,
+        Similarity::InnerProduct,
+        Similarity::NegativeL2,
+    ] {
         let index = FlatIndex::from_rows(DIM, similarity, &random_rows(5000, 1)).unwrap();
         assert_thread_safe(&index, &format!("flat {similarity}"));
     }

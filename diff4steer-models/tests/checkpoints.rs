@@ -402,23 +402,38 @@ fn cosine_regression_predicts_unit_vectors_and_learns_the_direction() {
 #[test]
 fn the_minimum_parameter_count_bounds_the_real_one() {
     let device = Default::default();
-    for (width, depth, embedding_dim, fourier_features) in
-        [(1, 1, 1, 1), (8, 1, 4, 2), (64, 3, 32, 16), (256, 4, 128, 8)]
-    {
+    for (width, depth, embedding_dim, fourier_features) in [
+        (1, 1, 1, 1),
+        (8, 1, 4, 2),
+        (64, 3, 32, 16),
+        (256, 4, 128, 8),
+    ] {
         let network = ResMlpConfig::new()
             .with_width(width)
             .with_depth(depth)
             .with_embedding_dim(embedding_dim)
             .with_fourier_features(fourier_features);
         let prior = DiffusionPriorConfig::new(7, 5).with_network(network.clone());
-        let real = prior.init::<TestBackend>(&device).unwrap().parameter_count() as u128;
+        let real = prior
+            .init::<TestBackend>(&device)
+            .unwrap()
+            .parameter_count() as u128;
         assert!(prior.minimum_parameters() <= real, "prior {width}×{depth}");
         if width >= 64 {
             // Weight matrices dominate once layers are wide: the bound is close.
-            assert!(prior.minimum_parameters() * 2 > real, "prior {width}×{depth}: a loose bound");
+            assert!(
+                prior.minimum_parameters() * 2 > real,
+                "prior {width}×{depth}: a loose bound"
+            );
         }
         let regression = RegressionConfig::new(7, 5).with_network(network);
-        let real = regression.init::<TestBackend>(&device).unwrap().parameter_count() as u128;
-        assert!(regression.minimum_parameters() <= real, "regression {width}×{depth}");
+        let real = regression
+            .init::<TestBackend>(&device)
+            .unwrap()
+            .parameter_count() as u128;
+        assert!(
+            regression.minimum_parameters() <= real,
+            "regression {width}×{depth}"
+        );
     }
 }

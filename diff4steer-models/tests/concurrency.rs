@@ -13,7 +13,9 @@ use diff4steer_models::{
 const THREADS: usize = 4;
 
 fn queries() -> Tensor<B, 2> {
-    let values: Vec<f32> = (0..5 * 6).map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.5).collect();
+    let values: Vec<f32> = (0..5 * 6)
+        .map(|i| ((i * 7) % 11) as f32 / 11.0 - 0.5)
+        .collect();
     Tensor::from_data(
         burn::tensor::TensorData::new(values, [5, 6]),
         &Default::default(),
@@ -23,7 +25,11 @@ fn queries() -> Tensor<B, 2> {
 /// Bits of the seeds that `model` gives for the test queries, K = 8, noise seed `seed`.
 fn seeds_of(model: &(impl SeedGenerator<B> + ?Sized), seed: u64) -> Vec<u32> {
     let seeds = model.seeds(queries(), 8, seed).unwrap();
-    to_host_f32(seeds).unwrap().iter().map(|v| v.to_bits()).collect()
+    to_host_f32(seeds)
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
 }
 
 /// Every thread samples with the shared model (each with two noise seeds, in turn) and must
@@ -36,14 +42,25 @@ fn assert_shared_samples_as_alone<M: SeedGenerator<B> + Sync>(model: &M, name: &
                 scope.spawn(move || {
                     let first = 1 + (t as u64 % 2);
                     let second = 3 - first;
-                    (first, seeds_of(model, first), second, seeds_of(model, second))
+                    (
+                        first,
+                        seeds_of(model, first),
+                        second,
+                        seeds_of(model, second),
+                    )
                 })
             })
             .collect();
         for (t, handle) in handles.into_iter().enumerate() {
             let (a, seeds_a, b, seeds_b) = handle.join().unwrap();
-            assert!(seeds_a == alone[a as usize - 1], "{name}: thread {t}, noise seed {a}");
-            assert!(seeds_b == alone[b as usize - 1], "{name}: thread {t}, noise seed {b}");
+            assert!(
+                seeds_a == alone[a as usize - 1],
+                "{name}: thread {t}, noise seed {a}"
+            );
+            assert!(
+                seeds_b == alone[b as usize - 1],
+                "{name}: thread {t}, noise seed {b}"
+            );
         }
     });
 }

@@ -26,7 +26,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-
 /// Generative retrieval with a steerable diffusion prior.
 #[derive(Parser, Debug)]
 #[command(name = "diff4steer", version, about, long_about = None)]

@@ -61,7 +61,10 @@ fn cases(table: &str, data: &Path, outs: &Path, broken: &BTreeMap<&str, Vec<Brok
     for (row, line) in rows.enumerate() {
         let columns: Vec<&str> = line.split('\t').collect();
         let [name, args, expect] = columns[..] else {
-            panic!("row {}: three tab-separated columns expected: {line}", row + 1);
+            panic!(
+                "row {}: three tab-separated columns expected: {line}",
+                row + 1
+            );
         };
         let family = FAMILIES.iter().find(|f| args.contains(*f));
         let variants: Vec<(String, String, String)> = match family {
@@ -147,14 +150,36 @@ fn every_command_refuses_bad_input_with_a_one_line_message() {
     common::world_and_tiny_models(&data);
     let p = |name: &str| data.join(name).to_string_lossy().into_owned();
     ok(&[
-        "sample", "--model", &p("prior"), "--query", &p("queries.npy"), "--seeds", "4", "--steps",
-        "4", "--out", &p("seeds.npy"),
+        "sample",
+        "--model",
+        &p("prior"),
+        "--query",
+        &p("queries.npy"),
+        "--seeds",
+        "4",
+        "--steps",
+        "4",
+        "--out",
+        &p("seeds.npy"),
     ]);
     ok(&[
-        "retrieve", "--catalog", &p("catalog.npy"), "--seeds", &p("seeds.npy"),
-        "--seeds-per-query", "4", "--k", "20", "--out", &p("run.txt"),
+        "retrieve",
+        "--catalog",
+        &p("catalog.npy"),
+        "--seeds",
+        &p("seeds.npy"),
+        "--seeds-per-query",
+        "4",
+        "--k",
+        "20",
+        "--out",
+        &p("run.txt"),
     ]);
-    for (name, rows, cols) in [("rows5_d64.npy", 5, 64), ("rows5_d48.npy", 5, 48), ("rows1_d64.npy", 1, 64)] {
+    for (name, rows, cols) in [
+        ("rows5_d64.npy", 5, 64),
+        ("rows5_d48.npy", 5, 48),
+        ("rows1_d64.npy", 1, 64),
+    ] {
         diff4steer_eval::io::npy::write_f32_matrix(&data.join(name), &fixtures::matrix(rows, cols))
             .unwrap();
     }
@@ -162,16 +187,27 @@ fn every_command_refuses_bad_input_with_a_one_line_message() {
         ("{NPY}", fixtures::broken_npy_files(&data, 48)),
         ("{RUN}", fixtures::broken_runs(&data)),
         ("{QRELS}", fixtures::broken_qrels(&data)),
-        ("{MODEL}", fixtures::broken_checkpoints(&data.join("prior"), &data)),
+        (
+            "{MODEL}",
+            fixtures::broken_checkpoints(&data.join("prior"), &data),
+        ),
     ]);
     let table = include_str!("bad_input/cli_cases.tsv");
     let cases = cases(table, &data, &outs, &broken);
     let failures: Vec<String> = cases
         .iter()
-        .filter_map(|case| check(case).err().map(|e| format!("{}: {e}\n    {:?}", case.name, case.args)))
+        .filter_map(|case| {
+            check(case)
+                .err()
+                .map(|e| format!("{}: {e}\n    {:?}", case.name, case.args))
+        })
         .collect();
     println!("{} command lines checked", cases.len());
-    assert!(cases.len() > 150, "the matrix shrank to {} cases", cases.len());
+    assert!(
+        cases.len() > 150,
+        "the matrix shrank to {} cases",
+        cases.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",

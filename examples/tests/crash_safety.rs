@@ -40,8 +40,23 @@ fn training_killed_during_checkpoint_writes_leaves_a_loadable_checkpoint() {
         let resume = kills % 3 != 2;
         let (query, target, folder) = (p("train_query.npy"), p("train_target.npy"), p("prior"));
         let mut args = vec![
-            "train", "--query", &query, "--target", &target, "--out", &folder, "--steps",
-            "100000", "--width", "128", "--depth", "2", "--batch", "16", "--checkpoint-every", "1",
+            "train",
+            "--query",
+            &query,
+            "--target",
+            &target,
+            "--out",
+            &folder,
+            "--steps",
+            "100000",
+            "--width",
+            "128",
+            "--depth",
+            "2",
+            "--batch",
+            "16",
+            "--checkpoint-every",
+            "1",
         ];
         if resume {
             args.push("--resume");

@@ -61,18 +61,42 @@ fn same_seed_gives_identical_files_across_processes_threads_and_batches() {
     // The synthetic world: a second process writes the same bytes.
     let again = dir.path().join("again");
     ok(&["synthetic", "--out", &again.to_string_lossy()]);
-    for file in ["catalog.npy", "train_query.npy", "train_target.npy", "queries.npy", "qrels.txt"] {
-        assert!(bytes(&data.join(file)) == bytes(&again.join(file)), "synthetic {file} differs");
+    for file in [
+        "catalog.npy",
+        "train_query.npy",
+        "train_target.npy",
+        "queries.npy",
+        "qrels.txt",
+    ] {
+        assert!(
+            bytes(&data.join(file)) == bytes(&again.join(file)),
+            "synthetic {file} differs"
+        );
     }
 
     // Seeds from every sampler, with guidance, a negative condition and steering, from a prior
     // wide enough (256) that the backend's matrix products split work across threads.
     ok(&[
-        "train", "--query", &p("train_query.npy"), "--target", &p("train_target.npy"), "--out",
-        &p("wide_prior"), "--steps", "3", "--width", "256", "--depth", "2", "--batch", "64",
+        "train",
+        "--query",
+        &p("train_query.npy"),
+        "--target",
+        &p("train_target.npy"),
+        "--out",
+        &p("wide_prior"),
+        "--steps",
+        "3",
+        "--width",
+        "256",
+        "--depth",
+        "2",
+        "--batch",
+        "64",
     ]);
     let (prior, queries) = (p("wide_prior"), p("queries.npy"));
-    let common_sample = ["sample", "--model", &prior, "--seeds", "3", "--steps", "6", "--seed", "11"];
+    let common_sample = [
+        "sample", "--model", &prior, "--seeds", "3", "--steps", "6", "--seed", "11",
+    ];
     for sampler in ["heun", "sde", "dpmpp2m"] {
         let mut args = common_sample.to_vec();
         args.extend(["--query", &queries, "--sampler", sampler, "--guidance", "2"]);
@@ -81,11 +105,19 @@ fn same_seed_gives_identical_files_across_processes_threads_and_batches() {
     let catalog = p("catalog.npy");
     let steer = dir.path().join("steer.npy");
     let items = diff4steer_eval::io::npy::read_f32_matrix(Path::new(&catalog)).unwrap();
-    diff4steer_eval::io::npy::write_f32_matrix(&steer, &first_rows(&items, 1).to_owned())
-        .unwrap();
+    diff4steer_eval::io::npy::write_f32_matrix(&steer, &first_rows(&items, 1).to_owned()).unwrap();
     let steer = steer.to_string_lossy();
     let mut steered = common_sample.to_vec();
-    steered.extend(["--query", &queries, "--negative", &queries, "--steer", &steer, "--steer-scale", "0.05"]);
+    steered.extend([
+        "--query",
+        &queries,
+        "--negative",
+        &queries,
+        "--steer",
+        &steer,
+        "--steer-scale",
+        "0.05",
+    ]);
     let seeds = identical_across_threads(dir.path(), &steered, "seeds-steered.npy");
 
     // Batch independence: the first 5 queries alone get the first 5 × 3 seed rows.
@@ -98,7 +130,16 @@ fn same_seed_gives_identical_files_across_processes_threads_and_batches() {
     diff4steer_eval::io::npy::write_f32_matrix(&five_negative, &rows).unwrap();
     let (five, five_negative) = (five.to_string_lossy(), five_negative.to_string_lossy());
     let mut alone = common_sample.to_vec();
-    alone.extend(["--query", &five, "--negative", &five_negative, "--steer", &steer, "--steer-scale", "0.05"]);
+    alone.extend([
+        "--query",
+        &five,
+        "--negative",
+        &five_negative,
+        "--steer",
+        &steer,
+        "--steer-scale",
+        "0.05",
+    ]);
     let alone = identical_across_threads(dir.path(), &alone, "seeds-five.npy");
     let alone = diff4steer_eval::io::npy::parse_f32_matrix(Path::new("five"), &alone).unwrap();
     let bits = |m: ndarray::ArrayView2<f32>| m.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -110,15 +151,41 @@ fn same_seed_gives_identical_files_across_processes_threads_and_batches() {
     // Runs (flat and HNSW, every fusion) and reports.
     let seeds_file = dir.path().join("0-1t-seeds-heun.npy");
     let seeds_file = seeds_file.to_string_lossy();
-    for (index, fusion) in [("flat", "rrf"), ("hnsw", "mmr"), ("flat", "round-robin"), ("hnsw", "max")] {
+    for (index, fusion) in [
+        ("flat", "rrf"),
+        ("hnsw", "mmr"),
+        ("flat", "round-robin"),
+        ("hnsw", "max"),
+    ] {
         let args = [
-            "retrieve", "--catalog", &catalog, "--seeds", &seeds_file, "--seeds-per-query", "3",
-            "--k", "20", "--index", index, "--fusion", fusion, "--preprocess", "whiten",
+            "retrieve",
+            "--catalog",
+            &catalog,
+            "--seeds",
+            &seeds_file,
+            "--seeds-per-query",
+            "3",
+            "--k",
+            "20",
+            "--index",
+            index,
+            "--fusion",
+            fusion,
+            "--preprocess",
+            "whiten",
         ];
         identical_across_threads(dir.path(), &args, &format!("run-{index}-{fusion}.txt"));
     }
     let run = dir.path().join("0-1t-run-flat-rrf.txt");
     let (run, qrels) = (run.to_string_lossy(), p("qrels.txt"));
-    let args = ["eval", "--run", &run, "--qrels", &qrels, "--metrics", "ndcg@10,recall@20,map,mrr"];
+    let args = [
+        "eval",
+        "--run",
+        &run,
+        "--qrels",
+        &qrels,
+        "--metrics",
+        "ndcg@10,recall@20,map,mrr",
+    ];
     identical_across_threads(dir.path(), &args, "report.json");
 }

@@ -2,10 +2,10 @@
 //! inputs that once found a bug (`fuzz/regressions/<target>/`) and the seed corpus
 //! (`fuzz/seeds/<target>/`). CI runs this; the fuzzers themselves run by hand (fuzz/README.md).
 
+mod common;
 #[path = "../../fuzz/harness.rs"]
 #[allow(dead_code)]
 mod harness;
-mod common;
 
 use std::path::{Path, PathBuf};
 
@@ -26,7 +26,11 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(fuzz_dir().join(kind).join(target)) else {
         return Vec::new();
     };
-    let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
     files.sort();
     files
 }
@@ -69,23 +73,45 @@ fn write_seed_corpus() {
     diff4steer_eval::io::npy::write_f32_matrix(&good, &common::fixtures::matrix(3, 4)).unwrap();
     write("npy", "good.npy", &std::fs::read(&good).unwrap());
     let labels = scratch.path().join("labels.npy");
-    diff4steer_eval::io::npy::write_labels(&labels, &ndarray::Array2::from_elem((2, 3), 1)).unwrap();
+    diff4steer_eval::io::npy::write_labels(&labels, &ndarray::Array2::from_elem((2, 3), 1))
+        .unwrap();
     write("npy", "labels.npy", &std::fs::read(&labels).unwrap());
     for broken in common::fixtures::broken_runs(scratch.path())
         .into_iter()
         .chain(common::fixtures::broken_qrels(scratch.path()))
     {
-        write("trec", broken.name, &std::fs::read(scratch.path().join(broken.name)).unwrap());
+        write(
+            "trec",
+            broken.name,
+            &std::fs::read(scratch.path().join(broken.name)).unwrap(),
+        );
     }
-    write("trec", "run.txt", b"q1 Q0 d1 1 0.9 tag\nq1 Q0 d2 2 0.5 tag\nq2 Q0 d1 1 -1e3 tag\n");
+    write(
+        "trec",
+        "run.txt",
+        b"q1 Q0 d1 1 0.9 tag\nq1 Q0 d2 2 0.5 tag\nq2 Q0 d1 1 -1e3 tag\n",
+    );
     write("trec", "qrels.txt", b"q1 0 d1 1\nq1 0 d3 2\nq2 0 d9 0\n");
-    for (i, name) in ["ndcg@10", "recall@50", "map", "map@100", "mrr@10", "hit_rate@5", "r-precision", "p@5", "ndcg@10,recall@50,mrr"]
-        .iter()
-        .enumerate()
+    for (i, name) in [
+        "ndcg@10",
+        "recall@50",
+        "map",
+        "map@100",
+        "mrr@10",
+        "hit_rate@5",
+        "r-precision",
+        "p@5",
+        "ndcg@10,recall@50,mrr",
+    ]
+    .iter()
+    .enumerate()
     {
         write("metric_name", &format!("name{i}"), name.as_bytes());
     }
-    for (seed, file) in harness::checkpoint_seeds().iter().zip(harness::CHECKPOINT_FILES) {
+    for (seed, file) in harness::checkpoint_seeds()
+        .iter()
+        .zip(harness::CHECKPOINT_FILES)
+    {
         write("checkpoint", file, seed);
     }
 }

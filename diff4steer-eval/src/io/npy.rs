@@ -47,8 +47,12 @@ fn check_header(path: &Path, bytes: &[u8], dtype: &Dtype) -> Result<()> {
         return Err(npy_error(path, "empty file, not an .npy array"));
     }
     let mut reader = bytes;
-    let header = Header::from_reader(&mut reader)
-        .map_err(|e| npy_error(path, format!("not an .npy file (bad or truncated header: {e})")))?;
+    let header = Header::from_reader(&mut reader).map_err(|e| {
+        npy_error(
+            path,
+            format!("not an .npy file (bad or truncated header: {e})"),
+        )
+    })?;
     let found = header.type_descriptor.to_string();
     let found = found.trim_matches(|c| c == '\'' || c == '"');
     if !dtype.names.contains(&found) {
@@ -93,12 +97,9 @@ pub fn parse_f32_matrix(path: &Path, bytes: &[u8]) -> Result<Array2<f32>> {
     check_header(path, bytes, &FLOAT32)?;
     let matrix = Array2::<f32>::read_npy(bytes)
         .map_err(|e| npy_error(path, format!("not a 2-D float32 .npy array: {e}")))?;
-    if let Some((row, _)) = matrix
-        .rows()
-        .into_iter()
-        .enumerate()
-        .find(|(_, r)| r.iter().any(|v| !v.is_finite()))
-    {
+    // Over the values, not the rows: a header of 10⁹ rows × 0 columns is valid and empty.
+    if let Some(i) = matrix.iter().position(|v| !v.is_finite()) {
+        let row = i / matrix.ncols();
         return Err(npy_error(path, format!("row {row} holds NaN or ±Inf")));
     }
     Ok(matrix)

@@ -277,7 +277,11 @@ impl Checkpoint {
             .manifest
             .parameter_shapes
             .iter()
-            .map(|shape| shape.iter().fold(1u128, |n, &d| n.saturating_mul(d as u128)))
+            .map(|shape| {
+                shape
+                    .iter()
+                    .fold(1u128, |n, &d| n.saturating_mul(d as u128))
+            })
             .fold(0u128, u128::saturating_add);
         let path = self.folder.join(file);
         let on_disk = fs::metadata(&path)

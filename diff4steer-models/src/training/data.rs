@@ -179,7 +179,9 @@ impl PairData {
 /// [`ModelError::Data`] naming the file.
 pub fn read_matrix(path: &Path) -> Result<(Vec<f32>, usize)> {
     let array = diff4steer_eval::io::npy::read_nonempty_f32_matrix(path).map_err(|e| match e {
-        EvalError::Npy { path, reason } | EvalError::Io { path, reason } => data_error(&path, reason),
+        EvalError::Npy { path, reason } | EvalError::Io { path, reason } => {
+            data_error(&path, reason)
+        }
         other => data_error(&path.display().to_string(), other.to_string()),
     })?;
     let cols = array.ncols();

@@ -128,7 +128,11 @@ pub fn broken_runs(dir: &Path) -> Vec<Broken> {
             ("run_empty.txt", b"", "empty file"),
             ("run_missing_column.txt", b"0 Q0 5 1 0.9\n", "5 fields"),
             ("run_extra_column.txt", b"0 Q0 5 1 0.9 tag x\n", "7 fields"),
-            ("run_rank_text.txt", b"0 Q0 5 first 0.9 tag\n", "rank `first`"),
+            (
+                "run_rank_text.txt",
+                b"0 Q0 5 first 0.9 tag\n",
+                "rank `first`",
+            ),
             ("run_score_text.txt", b"0 Q0 5 1 high tag\n", "score `high`"),
             ("run_score_nan.txt", b"0 Q0 5 1 NaN tag\n", "not finite"),
             (
@@ -232,7 +236,11 @@ pub fn broken_checkpoints(good: &Path, dir: &Path) -> Vec<Broken> {
         (
             "model_config_huge_shapes",
             |m| {
-                edit_config(m, "/parameter_shapes/0", serde_json::json!([1_000_000_000, 1_000_000_000]));
+                edit_config(
+                    m,
+                    "/parameter_shapes/0",
+                    serde_json::json!([1_000_000_000, 1_000_000_000]),
+                );
                 edit_config(m, "/model/network/width", 1_000_000_000.into());
             },
             "the manifest's parameter shapes need",

@@ -45,7 +45,20 @@ pub fn world_and_tiny_models(data: &Path) {
         args.extend(tiny);
         ok(&args)
     };
-    assert!(train("train", "train_query.npy", "train_target.npy", "prior").contains("diffusion prior"));
-    assert!(train("train-regression", "train_query.npy", "train_target.npy", "reg").contains("regression"));
-    train("train", "train_target.npy", "train_query.npy", "other_prior");
+    assert!(
+        train("train", "train_query.npy", "train_target.npy", "prior").contains("diffusion prior")
+    );
+    assert!(train(
+        "train-regression",
+        "train_query.npy",
+        "train_target.npy",
+        "reg"
+    )
+    .contains("regression"));
+    train(
+        "train",
+        "train_target.npy",
+        "train_query.npy",
+        "other_prior",
+    );
 }
