@@ -30,7 +30,7 @@ fn exact(lists: &[Vec<Hit>]) -> Vec<Vec<(u64, u32)>> {
 fn assert_thread_safe(index: &dyn VectorIndex, name: &str) {
     let queries = random_rows(96, 99);
     let k = 10;
-    let keep = |id: u64| id % 3 != 0;
+    let keep = |id: u64| !id.is_multiple_of(3);
     let serial: Vec<Vec<Hit>> = queries
         .chunks(DIM)
         .map(|q| index.search(q, k).unwrap().remove(0))

@@ -615,9 +615,7 @@ fn cases(dir: &Path) -> Vec<Case> {
     }
     cases.push(case("RegressionModel::seeds(query dim)", "dim", || {
         let model = RegressionConfig::new(8, 6).init::<B>(&Default::default())?;
-        model
-            .seeds(tensor(2, 7), 2, 0)
-            .map_err(diff4steer_models::ModelError::from)
+        model.seeds(tensor(2, 7), 2, 0)
     }));
     cases.push(case("SamplerKind::from_str(rk4)", "rk4", || {
         "rk4".parse::<SamplerKind>()

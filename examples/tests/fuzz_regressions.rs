@@ -9,8 +9,11 @@ mod harness;
 
 use std::path::{Path, PathBuf};
 
+/// What a fuzz target does with one input.
+type Target = fn(&[u8]);
+
 /// The fuzz targets by name.
-const TARGETS: [(&str, fn(&[u8])); 4] = [
+const TARGETS: [(&str, Target); 4] = [
     ("npy", harness::npy),
     ("trec", harness::trec),
     ("metric_name", harness::metric_name),
