@@ -8,8 +8,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use common::diff4steer;
 use common::fixtures::{self, Broken};
-use common::{diff4steer, ok};
 
 /// What a case must do.
 #[derive(Debug)]
@@ -148,33 +148,7 @@ fn every_command_refuses_bad_input_with_a_one_line_message() {
     let outs = dir.path().join("outputs");
     std::fs::create_dir_all(&outs).unwrap();
     common::world_and_tiny_models(&data);
-    let p = |name: &str| data.join(name).to_string_lossy().into_owned();
-    ok(&[
-        "sample",
-        "--model",
-        &p("prior"),
-        "--query",
-        &p("queries.npy"),
-        "--seeds",
-        "4",
-        "--steps",
-        "4",
-        "--out",
-        &p("seeds.npy"),
-    ]);
-    ok(&[
-        "retrieve",
-        "--catalog",
-        &p("catalog.npy"),
-        "--seeds",
-        &p("seeds.npy"),
-        "--seeds-per-query",
-        "4",
-        "--k",
-        "20",
-        "--out",
-        &p("run.txt"),
-    ]);
+    common::seeds_and_run(&data);
     for (name, rows, cols) in [
         ("rows5_d64.npy", 5, 64),
         ("rows5_d48.npy", 5, 48),
@@ -202,17 +176,5 @@ fn every_command_refuses_bad_input_with_a_one_line_message() {
                 .map(|e| format!("{}: {e}\n    {:?}", case.name, case.args))
         })
         .collect();
-    println!("{} command lines checked", cases.len());
-    assert!(
-        cases.len() > 150,
-        "the matrix shrank to {} cases",
-        cases.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    common::assert_matrix_passed(cases.len(), &failures);
 }

@@ -12,34 +12,9 @@ fn the_whole_pipeline() {
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
     common::world_and_tiny_models(dir.path());
-    ok(&[
-        "sample",
-        "--model",
-        &p("prior"),
-        "--query",
-        &p("queries.npy"),
-        "--seeds",
-        "4",
-        "--out",
-        &p("seeds.npy"),
-        "--steps",
-        "4",
-    ]);
+    common::seeds_and_run(dir.path());
     let seeds = diff4steer_eval::io::npy::read_f32_matrix(Path::new(&p("seeds.npy"))).unwrap();
     assert_eq!(seeds.dim(), (48 * 4, 64));
-    ok(&[
-        "retrieve",
-        "--catalog",
-        &p("catalog.npy"),
-        "--seeds",
-        &p("seeds.npy"),
-        "--seeds-per-query",
-        "4",
-        "--k",
-        "20",
-        "--out",
-        &p("run.txt"),
-    ]);
     let run = diff4steer_eval::io::trec::read_run(Path::new(&p("run.txt"))).unwrap();
     assert_eq!(run.len(), 48);
     let report = ok(&[

@@ -62,3 +62,47 @@ pub fn world_and_tiny_models(data: &Path) {
         "other_prior",
     );
 }
+
+/// After [`world_and_tiny_models`]: samples 4 seeds per query from `prior/` (4 Heun steps) into
+/// `seeds.npy` and retrieves the top 20 per query into the TREC run `run.txt`.
+pub fn seeds_and_run(data: &Path) {
+    let p = |name: &str| data.join(name).to_string_lossy().into_owned();
+    ok(&[
+        "sample",
+        "--model",
+        &p("prior"),
+        "--query",
+        &p("queries.npy"),
+        "--seeds",
+        "4",
+        "--steps",
+        "4",
+        "--out",
+        &p("seeds.npy"),
+    ]);
+    ok(&[
+        "retrieve",
+        "--catalog",
+        &p("catalog.npy"),
+        "--seeds",
+        &p("seeds.npy"),
+        "--seeds-per-query",
+        "4",
+        "--k",
+        "20",
+        "--out",
+        &p("run.txt"),
+    ]);
+}
+
+/// Fails with every failure of a bad-input matrix of `cases` cases, listed one per line.
+pub fn assert_matrix_passed(cases: usize, failures: &[String]) {
+    println!("{cases} cases checked");
+    assert!(cases > 150, "the matrix shrank to {cases} cases");
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
