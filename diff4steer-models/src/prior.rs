@@ -53,9 +53,12 @@ impl DiffusionPriorConfig {
     pub fn minimum_parameters(&self) -> u128 {
         let net = &self.network;
         let e = net.embedding_dim as u128;
+        let noise = (2 * net.fourier_features as u128)
+            .saturating_add(e)
+            .saturating_mul(e);
         net.minimum_parameters(self.target_dim, self.target_dim)
-            .saturating_add(2 * net.fourier_features as u128 * e + e * e)
-            .saturating_add(self.query_dim as u128 * e)
+            .saturating_add(noise)
+            .saturating_add((self.query_dim as u128).saturating_mul(e))
     }
 
     /// A freshly initialised prior. Weights come from the backend's process-wide RNG (call

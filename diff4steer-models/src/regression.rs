@@ -55,7 +55,9 @@ impl RegressionConfig {
     pub fn minimum_parameters(&self) -> u128 {
         self.network
             .minimum_parameters(self.query_dim, self.target_dim)
-            .saturating_add(self.query_dim as u128 * self.network.embedding_dim as u128)
+            .saturating_add(
+                (self.query_dim as u128).saturating_mul(self.network.embedding_dim as u128),
+            )
     }
 
     /// A freshly initialised model (as [`crate::DiffusionPriorConfig::init`]: backend RNG, under the

@@ -547,6 +547,7 @@ fn cases(dir: &Path) -> Vec<Case> {
         let kind_known = [
             "model_config_other_width",
             "model_config_huge_width",
+            "model_config_max_width",
             "model_config_huge_shapes",
             "model_no_weights",
             "model_weights_cut",

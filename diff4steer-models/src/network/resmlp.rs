@@ -61,11 +61,16 @@ impl ResMlpConfig {
     /// matrices alone, without biases and norms), saturating: a checkpoint loader compares it
     /// with the stored weights before allocating a model of this size.
     pub fn minimum_parameters(&self, in_dim: usize, out_dim: usize) -> u128 {
+        // Every product saturates: a manifest may hold any width up to u64::MAX.
         let (w, e) = (self.width as u128, self.embedding_dim as u128);
-        let block = 2 * w * w + 2 * e * w;
-        (in_dim as u128 * w)
+        let block = w
+            .saturating_mul(w)
+            .saturating_add(e.saturating_mul(w))
+            .saturating_mul(2);
+        (in_dim as u128)
+            .saturating_mul(w)
             .saturating_add((self.depth as u128).saturating_mul(block))
-            .saturating_add(w * out_dim as u128)
+            .saturating_add(w.saturating_mul(out_dim as u128))
     }
 
     /// The backbone `in_dim → width → … → out_dim`, conditioned on `embedding_dim` vectors.

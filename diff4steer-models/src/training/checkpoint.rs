@@ -76,6 +76,14 @@ fn checkpoint_error(path: &Path, reason: impl Into<String>) -> ModelError {
     }
 }
 
+/// A stored file whose size differs from what the manifest recorded.
+fn size_mismatch(path: &Path, bytes: usize, manifest_bytes: usize) -> ModelError {
+    checkpoint_error(
+        path,
+        format!("truncated or altered: {bytes} bytes, manifest says {manifest_bytes}"),
+    )
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -247,14 +255,7 @@ impl Checkpoint {
             .ok_or_else(|| checkpoint_error(&path, "not listed in the manifest"))?;
         let bytes = read_file(&path).map_err(|e| checkpoint_error(&path, e.to_string()))?;
         if bytes.len() != entry.bytes {
-            return Err(checkpoint_error(
-                &path,
-                format!(
-                    "truncated or altered: {} bytes, manifest says {}",
-                    bytes.len(),
-                    entry.bytes
-                ),
-            ));
+            return Err(size_mismatch(&path, bytes.len(), entry.bytes));
         }
         if sha256_hex(&bytes) != entry.sha256 {
             return Err(checkpoint_error(
@@ -289,13 +290,7 @@ impl Checkpoint {
             .len();
         if let Some(entry) = self.manifest.files.get(file) {
             if entry.bytes as u64 != on_disk {
-                return Err(checkpoint_error(
-                    &path,
-                    format!(
-                        "truncated or altered: {on_disk} bytes, manifest says {}",
-                        entry.bytes
-                    ),
-                ));
+                return Err(size_mismatch(&path, on_disk as usize, entry.bytes));
             }
         }
         if stored.saturating_mul(4) > u128::from(on_disk) {

@@ -197,7 +197,7 @@ pub fn step_folder(checkpoint: &Path) -> PathBuf {
 /// copy, and returns them.
 pub fn broken_checkpoints(good: &Path, dir: &Path) -> Vec<Broken> {
     type Damage = fn(&Path);
-    let damages: [(&'static str, Damage, &'static str); 12] = [
+    let damages: [(&'static str, Damage, &'static str); 13] = [
         (
             "model_empty_folder",
             |m| fs::remove_file(m.join("latest")).unwrap(),
@@ -231,6 +231,11 @@ pub fn broken_checkpoints(good: &Path, dir: &Path) -> Vec<Broken> {
         (
             "model_config_huge_width",
             |m| edit_config(m, "/model/network/width", 1_000_000_000.into()),
+            "does not match the stored parameter shapes",
+        ),
+        (
+            "model_config_max_width",
+            |m| edit_config(m, "/model/network/width", u64::MAX.into()),
             "does not match the stored parameter shapes",
         ),
         (
