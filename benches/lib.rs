@@ -1,6 +1,8 @@
 //! Shared pieces of the diff4steer benches: the CPU backend chosen by cargo features, and the
 //! reference workloads.
 
+#![forbid(unsafe_code)]
+
 pub mod reference_mlp;
 
 /// The CPU backend of this build: burn-ndarray when a `cpu-ndarray…` feature is chosen, burn-flex

@@ -36,6 +36,8 @@
 //! # Ok::<(), diff4steer_core::CoreError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod analytic;
 pub mod conditioning;
 pub mod denoiser;

@@ -31,6 +31,8 @@
 //! # Ok::<(), diff4steer_eval::EvalError>(())
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod datasets;
 pub mod distribution;
 pub mod diversity;

@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use ndarray::ArrayView2;
 use rayon::prelude::*;
 
+use crate::dense::{matmul, RightLayout, Threads};
 use crate::top_k::TopK;
 use crate::vector_index::{check_rows, check_search};
 use crate::{Hit, IndexError, Result, Similarity, VectorIndex};
@@ -12,9 +12,13 @@ use crate::{Hit, IndexError, Result, Similarity, VectorIndex};
 /// Catalogue rows scored per GEMM block (and per rayon task).
 const BLOCK_ROWS: usize = 4096;
 
+/// Queries per GEMM call: a fixed shape, so that results do not depend on the batch.
+const QUERY_TILE: usize = 16;
+
 /// Exact nearest-neighbour search: scores every stored vector with one GEMM per block of
-/// [`BLOCK_ROWS`] items (ndarray's `dot`, i.e. matrixmultiply's SIMD sgemm), blocks in parallel
-/// with rayon, and keeps each query's best `k` in a bounded heap. Under cosine similarity vectors
+/// [`BLOCK_ROWS`] items ([`matmul`], the `gemm` crate's AVX-512/AVX2 sgemm), blocks in parallel
+/// with rayon, and keeps each query's best `k` in a bounded heap fed straight from the block's
+/// scores (the score matrix of the whole catalogue never exists). Under cosine similarity vectors
 /// and queries are L2-normalised; under negative L2 the score is 2⟨q, x⟩ − ‖q‖² − ‖x‖². It is the
 /// correctness oracle for every approximate index.
 #[derive(Debug, Clone, PartialEq)]
@@ -129,40 +133,59 @@ impl FlatIndex {
     }
 
     /// Scores one block of catalogue rows against all queries and offers them to `tops`.
+    ///
+    /// Queries go through the GEMM in tiles of exactly [`QUERY_TILE`] rows (the last tile padded
+    /// with zeros), as the right operand of `block · tileᵀ`: every product has the same shape
+    /// whatever the batch, so a query's scores are bit-identical alone and in any batch.
     fn score_block(
         &self,
-        queries: ArrayView2<'_, f32>,
+        queries: &[f32],
         query_norms: &[f32],
         start: usize,
         tops: &mut [TopK],
         filter: Option<&(dyn Fn(u64) -> bool + Sync)>,
     ) {
         let end = (start + BLOCK_ROWS).min(self.ids.len());
-        let block = ArrayView2::from_shape(
-            (end - start, self.dim),
-            &self.vectors[start * self.dim..end * self.dim],
-        )
-        .expect("block shape matches the stored buffer");
-        let scores = queries.dot(&block.t());
-        for (qi, (row, top)) in scores.outer_iter().zip(tops.iter_mut()).enumerate() {
-            let mut threshold = top.threshold();
-            for (j, &dot) in row.iter().enumerate() {
-                let item = start + j;
-                let score = match self.similarity {
-                    Similarity::NegativeL2 => {
-                        2.0 * dot - query_norms[qi] - self.squared_norms[item]
+        let rows = end - start;
+        let block = &self.vectors[start * self.dim..end * self.dim];
+        let mut tile = vec![0.0f32; QUERY_TILE * self.dim];
+        let mut scores = vec![0.0f32; rows * QUERY_TILE];
+        for (tile_index, tile_tops) in tops.chunks_mut(QUERY_TILE).enumerate() {
+            let first = tile_index * QUERY_TILE;
+            let used = tile_tops.len();
+            tile[..used * self.dim]
+                .copy_from_slice(&queries[first * self.dim..(first + used) * self.dim]);
+            tile[used * self.dim..].fill(0.0);
+            matmul(
+                &mut scores,
+                block,
+                &tile,
+                (rows, self.dim, QUERY_TILE),
+                RightLayout::Transposed,
+                false,
+                Threads::Single,
+            )
+            .expect("block and query tile shapes match their buffers");
+            for (t, top) in tile_tops.iter_mut().enumerate() {
+                let query_norm = query_norms[first + t];
+                let mut threshold = top.threshold();
+                for j in 0..rows {
+                    let dot = scores[j * QUERY_TILE + t];
+                    let item = start + j;
+                    let score = match self.similarity {
+                        Similarity::NegativeL2 => 2.0 * dot - query_norm - self.squared_norms[item],
+                        _ => dot,
+                    };
+                    if score < threshold {
+                        continue;
                     }
-                    _ => dot,
-                };
-                if score < threshold {
-                    continue;
+                    let id = self.ids[item];
+                    if filter.is_some_and(|f| !f(id)) {
+                        continue;
+                    }
+                    top.push(Hit::new(id, score));
+                    threshold = top.threshold();
                 }
-                let id = self.ids[item];
-                if filter.is_some_and(|f| !f(id)) {
-                    continue;
-                }
-                top.push(Hit::new(id, score));
-                threshold = top.threshold();
             }
         }
     }
@@ -201,14 +224,12 @@ impl VectorIndex for FlatIndex {
             .chunks(self.dim)
             .map(|r| r.iter().map(|v| v * v).sum())
             .collect();
-        let query_view =
-            ArrayView2::from_shape((nq, self.dim), &prepared).expect("query shape checked");
         let blocks: Vec<usize> = (0..self.ids.len()).step_by(BLOCK_ROWS).collect();
         let tops = blocks
             .par_iter()
             .map(|&start| {
                 let mut tops = vec![TopK::new(k); nq];
-                self.score_block(query_view, &query_norms, start, &mut tops, filter);
+                self.score_block(&prepared, &query_norms, start, &mut tops, filter);
                 tops
             })
             .reduce(

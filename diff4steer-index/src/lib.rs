@@ -32,6 +32,7 @@
 
 pub mod atomic;
 mod checked_file;
+pub mod dense;
 pub mod error;
 #[cfg(feature = "faiss")]
 pub mod faiss_index;

@@ -103,15 +103,15 @@ impl DiffusionPriorConfig {
 /// ∅ in place of q (classifier-free guidance, Ho & Salimans 2022).
 #[derive(Module, Debug)]
 pub struct DiffusionPrior<B: Backend> {
-    backbone: ResMlp<B>,
-    noise_in: Linear<B>,
-    noise_out: Linear<B>,
-    query_projection: Linear<B>,
-    null_query: Param<Tensor<B, 2>>,
-    sigma_data: f64,
-    fourier_features: usize,
-    target_dim: usize,
-    query_dim: usize,
+    pub(crate) backbone: ResMlp<B>,
+    pub(crate) noise_in: Linear<B>,
+    pub(crate) noise_out: Linear<B>,
+    pub(crate) query_projection: Linear<B>,
+    pub(crate) null_query: Param<Tensor<B, 2>>,
+    pub(crate) sigma_data: f64,
+    pub(crate) fourier_features: usize,
+    pub(crate) target_dim: usize,
+    pub(crate) query_dim: usize,
 }
 
 impl<B: Backend> DiffusionPrior<B> {

@@ -15,6 +15,8 @@
 //!
 //! `cargo run --release --bin diff4steer -- --help` (or `cargo install --path examples`).
 
+#![forbid(unsafe_code)]
+
 mod benchmark;
 mod eval_cmd;
 mod retrieve;

@@ -14,13 +14,13 @@ use burn::tensor::{activation::silu, backend::Backend, Tensor};
 /// zero, so every block starts as the identity (a common choice for stable early training).
 #[derive(Module, Debug)]
 pub struct ResBlock<B: Backend> {
-    norm_in: LayerNorm<B>,
-    linear_in: Linear<B>,
-    norm_out: LayerNorm<B>,
-    film: Linear<B>,
-    dropout: Dropout,
-    linear_out: Linear<B>,
-    width: usize,
+    pub(crate) norm_in: LayerNorm<B>,
+    pub(crate) linear_in: Linear<B>,
+    pub(crate) norm_out: LayerNorm<B>,
+    pub(crate) film: Linear<B>,
+    pub(crate) dropout: Dropout,
+    pub(crate) linear_out: Linear<B>,
+    pub(crate) width: usize,
 }
 
 impl<B: Backend> ResBlock<B> {

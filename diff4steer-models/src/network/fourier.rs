@@ -11,7 +11,17 @@ const MAX_FREQUENCY: f64 = 64.0;
 /// (deterministic Fourier features as in Tancik et al. 2020 and the positional embeddings of
 /// EDM/DDPM). `t` is `[batch, 1]`; the result is `[batch, 2·count]`.
 pub fn fourier_features<B: Backend>(t: Tensor<B, 2>, count: usize) -> Tensor<B, 2> {
-    let frequencies: Vec<f32> = (0..count)
+    let frequencies = Tensor::<B, 2>::from_data(
+        TensorData::new(angular_frequencies(count), [1, count]),
+        &t.device(),
+    );
+    let angles = t * frequencies;
+    Tensor::cat(vec![angles.clone().sin(), angles.cos()], 1)
+}
+
+/// The angular frequencies 2π·f_k of [`fourier_features`], as f32 (shared with the host path).
+pub(crate) fn angular_frequencies(count: usize) -> Vec<f32> {
+    (0..count)
         .map(|k| {
             let frac = if count == 1 {
                 0.0
@@ -21,9 +31,5 @@ pub fn fourier_features<B: Backend>(t: Tensor<B, 2>, count: usize) -> Tensor<B, 
             let f = MIN_FREQUENCY * (MAX_FREQUENCY / MIN_FREQUENCY).powf(frac);
             (2.0 * std::f64::consts::PI * f) as f32
         })
-        .collect();
-    let frequencies =
-        Tensor::<B, 2>::from_data(TensorData::new(frequencies, [1, count]), &t.device());
-    let angles = t * frequencies;
-    Tensor::cat(vec![angles.clone().sin(), angles.cos()], 1)
+        .collect()
 }

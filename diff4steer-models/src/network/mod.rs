@@ -6,5 +6,6 @@ mod fourier;
 mod resmlp;
 
 pub use block::ResBlock;
+pub(crate) use fourier::angular_frequencies;
 pub use fourier::fourier_features;
 pub use resmlp::{ResMlp, ResMlpConfig};

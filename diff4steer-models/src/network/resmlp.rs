@@ -90,10 +90,10 @@ impl ResMlpConfig {
 /// (LayerNorm → SiLU → Linear).
 #[derive(Module, Debug)]
 pub struct ResMlp<B: Backend> {
-    input: Linear<B>,
-    blocks: Vec<ResBlock<B>>,
-    norm_out: LayerNorm<B>,
-    output: Linear<B>,
+    pub(crate) input: Linear<B>,
+    pub(crate) blocks: Vec<ResBlock<B>>,
+    pub(crate) norm_out: LayerNorm<B>,
+    pub(crate) output: Linear<B>,
 }
 
 impl<B: Backend> ResMlp<B> {

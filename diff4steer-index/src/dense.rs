@@ -1,0 +1,195 @@
+//! Dense f32 matrix products on row-major slices: the one GEMM the exact index and the fast
+//! denoiser share.
+//!
+//! It calls the `gemm` crate (the kernels behind burn's CPU backend), built with its AVX-512 path
+//! (`x86-v4`) and runtime CPU detection, so the same binary uses AVX-512, AVX2+FMA or SSE as the
+//! machine allows. This module holds the project's only `unsafe` block: the call into `gemm`,
+//! whose pointers and strides are derived from slices whose lengths are checked first.
+#![allow(unsafe_code)]
+
+use crate::{IndexError, Result};
+
+/// How the right-hand matrix B of a product is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RightLayout {
+    /// B is `[k, n]`, row-major (a weight matrix `[in, out]`).
+    RowMajor,
+    /// B is given as Bᵀ, `[n, k]` row-major (catalogue rows: scores = Q·Xᵀ).
+    Transposed,
+}
+
+/// Whether a product may split its work across the rayon pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// Run on the calling thread (callers that already parallelise over blocks).
+    Single,
+    /// Split across rayon's global pool (gemm decides the split).
+    Pool,
+}
+
+/// C ← A·B, or C ← C + A·B with `accumulate`, for row-major `a` `[m, k]`, `b` as `layout` says
+/// and `c` `[m, n]`. A standard single-precision GEMM (BLAS sgemm semantics with α = 1 and
+/// β ∈ {0, 1}).
+///
+/// # Errors
+/// [`IndexError::DimMismatch`] when a slice's length is not the product of its shape.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+    layout: RightLayout,
+    accumulate: bool,
+    threads: Threads,
+) -> Result<()> {
+    for (what, len, expected) in [
+        ("GEMM left operand", a.len(), m * k),
+        ("GEMM right operand", b.len(), k * n),
+        ("GEMM output", c.len(), m * n),
+    ] {
+        if len != expected {
+            return Err(IndexError::DimMismatch {
+                what,
+                expected,
+                got: len,
+            });
+        }
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return Ok(());
+    }
+    let (b_col_stride, b_row_stride) = match layout {
+        RightLayout::RowMajor => (1, n as isize),
+        RightLayout::Transposed => (k as isize, 1),
+    };
+    let parallelism = match threads {
+        Threads::Single => gemm::Parallelism::None,
+        Threads::Pool => gemm::Parallelism::Rayon(0),
+    };
+    // SAFETY: the lengths were checked above, so every element the strides address lies inside
+    // its slice: A (i, p) at i·k + p < m·k; B (p, j) at p·n + j (row-major) or j·k + p
+    // (transposed) < k·n; C (i, j) at i·n + j < m·n. `c` is borrowed mutably, so it aliases
+    // neither input. gemm reads C only when `read_dst` (accumulate) is set.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            b_col_stride,
+            b_row_stride,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The textbook triple loop, in f64.
+    fn naive(a: &[f32], b_kn: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let s: f64 = (0..k)
+                    .map(|p| a[i * k + p] as f64 * b_kn[p * n + j] as f64)
+                    .sum();
+                c[i * n + j] = s as f32;
+            }
+        }
+        c
+    }
+
+    fn values(len: usize, salt: usize) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i * 31 + salt * 17) % 23) as f32 - 11.0) / 7.0)
+            .collect()
+    }
+
+    #[test]
+    fn agrees_with_the_triple_loop_in_every_layout_and_mode() {
+        for &(m, k, n) in &[(1, 1, 1), (3, 5, 7), (64, 130, 33), (17, 512, 96)] {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let mut b_t = vec![0.0f32; k * n];
+            for p in 0..k {
+                for j in 0..n {
+                    b_t[j * k + p] = b[p * n + j];
+                }
+            }
+            let truth = naive(&a, &b, m, k, n);
+            for threads in [Threads::Single, Threads::Pool] {
+                for (layout, rhs) in [(RightLayout::RowMajor, &b), (RightLayout::Transposed, &b_t)]
+                {
+                    let mut c = vec![f32::NAN; m * n];
+                    matmul(&mut c, &a, rhs, (m, k, n), layout, false, threads).unwrap();
+                    let mut acc = vec![1.0f32; m * n];
+                    matmul(&mut acc, &a, rhs, (m, k, n), layout, true, threads).unwrap();
+                    for i in 0..m * n {
+                        let tol = 1e-4 * (1.0 + truth[i].abs());
+                        assert!((c[i] - truth[i]).abs() <= tol, "{m}x{k}x{n} {layout:?}");
+                        assert!((acc[i] - 1.0 - truth[i]).abs() <= tol);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn wrong_lengths_are_errors_and_empty_shapes_are_fine() {
+        let mut c = vec![0.0; 4];
+        let err = matmul(
+            &mut c,
+            &[1.0; 3],
+            &[1.0; 4],
+            (2, 2, 2),
+            RightLayout::RowMajor,
+            false,
+            Threads::Single,
+        );
+        assert!(matches!(err, Err(IndexError::DimMismatch { .. })));
+        let mut c = vec![5.0; 4];
+        matmul(
+            &mut c,
+            &[],
+            &[],
+            (2, 0, 2),
+            RightLayout::RowMajor,
+            false,
+            Threads::Single,
+        )
+        .unwrap();
+        assert_eq!(c, vec![0.0; 4]);
+        matmul(
+            &mut [],
+            &[],
+            &[1.0; 3],
+            (0, 3, 1),
+            RightLayout::RowMajor,
+            false,
+            Threads::Single,
+        )
+        .unwrap();
+    }
+}
