@@ -40,6 +40,7 @@
 
 pub mod backend;
 pub mod error;
+pub mod fast;
 pub mod inversion;
 pub mod io;
 pub mod likelihood;

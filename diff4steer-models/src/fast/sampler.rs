@@ -1,0 +1,283 @@
+//! [`FastSampler`]: whole sampling trajectories on the host over a [`FastPrior`], with
+//! classifier-free guidance, for the real-time query path.
+
+use diff4steer_core::{CoreError, SeededNoise, Sigmas};
+
+use super::prior::{FastPrior, FastScratch, HostCondition};
+use crate::{ModelError, Result, SamplerKind};
+
+/// The deterministic samplers of [`crate::Sampler`] (Euler, Heun = EDM Algorithm 1,
+/// DPM-Solver++(2M), Lu et al. 2022 Algorithm 2) with classifier-free guidance
+/// D̃ = (1 + w)·D(x, σ, q) − w·D(x, σ, ∅) (Ho & Salimans 2022, Eq. 6), run on host buffers.
+///
+/// It draws the same starting noise as [`crate::PriorSeeds`] (stream q·k + j of `seed` for seed j
+/// of query q, scaled by σ_max) and performs the same f32 arithmetic, so its seeds equal those of
+/// `PriorSeeds::new(LinearGuidance::classifier_free(prior, w), Sampler::new(kind, sigmas))` up to
+/// rounding (tests/fast_prior.rs). Per network evaluation the conditional and null rows of every
+/// query go through the network as one batch; the buffers are reused across steps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FastSampler {
+    kind: SamplerKind,
+    sigmas: Sigmas,
+    guidance_strength: f64,
+    final_denoise: bool,
+}
+
+impl FastSampler {
+    /// A sampler of `kind` over `sigmas` with guidance strength `w` (0 = no guidance: the null
+    /// rows are skipped), final denoise on.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] for a stochastic kind (`edm`, `sde`: use [`crate::Sampler`]
+    /// over the [`FastPrior`] as a denoiser), [`ModelError::Core`] for a negative or non-finite `w`.
+    pub fn new(kind: SamplerKind, sigmas: Sigmas, guidance_strength: f64) -> Result<Self> {
+        if !matches!(
+            kind,
+            SamplerKind::Euler | SamplerKind::Heun | SamplerKind::DpmSolverPlusPlus2M
+        ) {
+            return Err(ModelError::InvalidConfig {
+                field: "sampler",
+                reason: format!(
+                    "the host sampler runs euler, heun and dpmpp2m, not `{kind}` \
+                     (use Sampler over FastPrior for stochastic samplers)"
+                ),
+            });
+        }
+        if !(guidance_strength.is_finite() && guidance_strength >= 0.0) {
+            return Err(CoreError::InvalidParameter {
+                name: "guidance_strength",
+                value: guidance_strength,
+                reason: "must be finite and non-negative",
+            }
+            .into());
+        }
+        Ok(Self {
+            kind,
+            sigmas,
+            guidance_strength,
+            final_denoise: true,
+        })
+    }
+
+    /// Turns the final denoise at σ_min on or off.
+    pub fn with_final_denoise(mut self, final_denoise: bool) -> Self {
+        self.final_denoise = final_denoise;
+        self
+    }
+
+    /// Network evaluations per trajectory.
+    pub fn evaluations(&self) -> usize {
+        let steps = self.sigmas.steps();
+        let evaluations = self.kind.evaluations(steps);
+        if self.final_denoise {
+            evaluations
+        } else {
+            evaluations - 1
+        }
+    }
+
+    /// `seeds_per_query` samples for each row of `queries` (`[n, query_dim]` row-major); returns
+    /// `[n·seeds_per_query, target_dim]`, query-major. The same `seed` gives the same seeds.
+    ///
+    /// # Errors
+    /// [`CoreError::InvalidParameter`] for zero seeds, [`CoreError::Empty`] for no queries,
+    /// [`CoreError::DimMismatch`] when `queries` is not a whole number of `query_dim` rows,
+    /// [`CoreError::NonFinite`] for NaN/±Inf in a query.
+    pub fn sample(
+        &self,
+        prior: &FastPrior,
+        queries: &[f32],
+        seeds_per_query: usize,
+        seed: u64,
+        scratch: &mut FastScratch,
+    ) -> Result<Vec<f32>> {
+        let n = check_queries(queries, prior.query_dim(), seeds_per_query)?;
+        let rows = n * seeds_per_query;
+        let dim = prior.target_dim();
+        let sigma_max = self.sigmas.sigma_max() as f32;
+        let mut x = SeededNoise::new(seed).normal_host(rows, dim);
+        x.iter_mut().for_each(|v| *v *= sigma_max);
+
+        let mut model = GuidedHost::new(prior, queries, n, seeds_per_query, self.guidance_strength);
+        let pairs: Vec<(f64, f64)> = self.sigmas.pairs().collect();
+        let (body, last) = pairs.split_at(pairs.len() - 1);
+        let mut previous: Option<(f64, Vec<f32>)> = None;
+        let mut x_next = vec![0.0f32; rows * dim];
+        for &(sigma, sigma_next) in body {
+            match self.kind {
+                SamplerKind::Euler => {
+                    let denoised = model.denoise(&x, sigma, scratch);
+                    let dt = (sigma_next - sigma) as f32;
+                    let s = sigma as f32;
+                    for ((xn, &xv), &d) in x_next.iter_mut().zip(&x).zip(denoised) {
+                        *xn = xv + ((xv - d) / s) * dt;
+                    }
+                }
+                SamplerKind::Heun => {
+                    let s = sigma as f32;
+                    let dt = (sigma_next - sigma) as f32;
+                    let derivative: Vec<f32> = {
+                        let denoised = model.denoise(&x, sigma, scratch);
+                        x.iter()
+                            .zip(denoised)
+                            .map(|(&xv, &d)| (xv - d) / s)
+                            .collect()
+                    };
+                    for ((xe, &xv), &d) in x_next.iter_mut().zip(&x).zip(&derivative) {
+                        *xe = xv + d * dt;
+                    }
+                    let s_next = sigma_next as f32;
+                    let half_dt = (0.5 * (sigma_next - sigma)) as f32;
+                    let denoised = model.denoise(&x_next, sigma_next, scratch);
+                    for (((xn, &xv), &d), &den) in
+                        x_next.iter_mut().zip(&x).zip(&derivative).zip(denoised)
+                    {
+                        let d_next = (*xn - den) / s_next;
+                        *xn = xv + (d + d_next) * half_dt;
+                    }
+                }
+                SamplerKind::DpmSolverPlusPlus2M => {
+                    let denoised = model.denoise(&x, sigma, scratch).to_vec();
+                    let h = sigma.ln() - sigma_next.ln();
+                    let ratio = (sigma_next / sigma) as f32;
+                    let factor = (-h).exp_m1() as f32;
+                    let coefficients = previous.as_ref().map(|(sigma_prev, _)| {
+                        let r = (sigma_prev.ln() - sigma.ln()) / h;
+                        ((1.0 + 1.0 / (2.0 * r)) as f32, (1.0 / (2.0 * r)) as f32)
+                    });
+                    for (i, (xn, &xv)) in x_next.iter_mut().zip(&x).enumerate() {
+                        let combined = match (&previous, coefficients) {
+                            (Some((_, prev)), Some((a, b))) => denoised[i] * a - prev[i] * b,
+                            _ => denoised[i],
+                        };
+                        *xn = xv * ratio - combined * factor;
+                    }
+                    previous = Some((sigma, denoised));
+                }
+                _ => unreachable!("stochastic kinds are refused by FastSampler::new"),
+            }
+            std::mem::swap(&mut x, &mut x_next);
+        }
+        if self.final_denoise {
+            let denoised = model.denoise(&x, last[0].0, scratch);
+            x.copy_from_slice(denoised);
+        }
+        Ok(x)
+    }
+}
+
+/// The guided denoiser on host buffers: conditional rows, then (with w > 0) null rows, in one
+/// batch, combined as (1 + w)·D_c − w·D_∅ exactly as `LinearGuidance` does.
+struct GuidedHost<'a> {
+    prior: &'a FastPrior,
+    queries: &'a [f32],
+    n: usize,
+    seeds_per_query: usize,
+    weights: Option<(f32, f32)>,
+    row_condition: Vec<usize>,
+    stacked: Vec<f32>,
+    denoised: Vec<f32>,
+    guided: Vec<f32>,
+}
+
+impl<'a> GuidedHost<'a> {
+    fn new(
+        prior: &'a FastPrior,
+        queries: &'a [f32],
+        n: usize,
+        seeds_per_query: usize,
+        w: f64,
+    ) -> Self {
+        let rows = n * seeds_per_query;
+        let weights = (w > 0.0).then_some(((1.0 + w) as f32, (-w) as f32));
+        let copies = if weights.is_some() { 2 } else { 1 };
+        // Condition q for the seeds of query q; condition n (∅) for every null row.
+        let mut row_condition: Vec<usize> = (0..rows).map(|r| r / seeds_per_query).collect();
+        if weights.is_some() {
+            row_condition.extend(std::iter::repeat_n(n, rows));
+        }
+        let dim = prior.target_dim();
+        Self {
+            prior,
+            queries,
+            n,
+            seeds_per_query,
+            weights,
+            row_condition,
+            stacked: vec![0.0; copies * rows * dim],
+            denoised: vec![0.0; copies * rows * dim],
+            guided: vec![0.0; rows * dim],
+        }
+    }
+
+    /// D̃(x, σ) for the `[n·k, dim]` state `x`.
+    fn denoise(&mut self, x: &[f32], sigma: f64, scratch: &mut FastScratch) -> &[f32] {
+        let sigma = sigma as f32;
+        let qd = self.prior.query_dim();
+        let queries = self.queries;
+        let mut conditions: Vec<HostCondition<'_>> = (0..self.n)
+            .map(|q| HostCondition {
+                sigma,
+                query: Some(&queries[q * qd..(q + 1) * qd]),
+            })
+            .collect();
+        let rows = self.n * self.seeds_per_query;
+        let Some((w_cond, w_null)) = self.weights else {
+            self.prior.denoise_into(
+                x,
+                &self.row_condition,
+                &conditions,
+                &mut self.guided,
+                scratch,
+            );
+            return &self.guided;
+        };
+        conditions.push(HostCondition { sigma, query: None });
+        let len = x.len();
+        self.stacked[..len].copy_from_slice(x);
+        self.stacked[len..].copy_from_slice(x);
+        self.prior.denoise_into(
+            &self.stacked,
+            &self.row_condition,
+            &conditions,
+            &mut self.denoised,
+            scratch,
+        );
+        let (cond, null) = self.denoised.split_at(len);
+        for ((g, &c), &u) in self.guided.iter_mut().zip(cond).zip(null) {
+            *g = c * w_cond + u * w_null;
+        }
+        debug_assert_eq!(self.guided.len(), rows * self.prior.target_dim());
+        &self.guided
+    }
+}
+
+/// Validates host queries; returns their number.
+fn check_queries(queries: &[f32], query_dim: usize, seeds_per_query: usize) -> Result<usize> {
+    if seeds_per_query == 0 {
+        return Err(CoreError::InvalidParameter {
+            name: "seeds per query (k)",
+            value: 0.0,
+            reason: "must be at least 1",
+        }
+        .into());
+    }
+    if queries.is_empty() {
+        return Err(CoreError::Empty { what: "queries" }.into());
+    }
+    if queries.len() % query_dim != 0 {
+        return Err(CoreError::DimMismatch {
+            what: "query embedding (values not a whole number of rows)",
+            expected: query_dim,
+            got: queries.len() % query_dim,
+        }
+        .into());
+    }
+    if queries.iter().any(|v| !v.is_finite()) {
+        return Err(CoreError::NonFinite {
+            what: "query embeddings",
+        }
+        .into());
+    }
+    Ok(queries.len() / query_dim)
+}

@@ -1,0 +1,210 @@
+//! The fast host path against the burn model it was copied from: the denoiser to 1e-5, whole
+//! guided trajectories to 1e-4, and its input checks.
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Tensor, TensorData};
+use diff4steer_core::tensor_util::to_host_f32;
+use diff4steer_core::{karras, Conditioning, Denoiser, LinearGuidance};
+use diff4steer_models::backend::CpuBackend as B;
+use diff4steer_models::fast::{FastPrior, FastSampler, FastScratch, FastSeeds, Threads};
+use diff4steer_models::{
+    DiffusionPrior, DiffusionPriorConfig, PriorSeeds, ResMlpConfig, Sampler, SamplerKind,
+    SeedGenerator,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+const TARGET: usize = 16;
+const QUERY: usize = 12;
+
+/// Adds N(0, 0.3²) to every parameter, so that no block is the identity (a fresh prior's output
+/// layers start at zero) and the null query, norms and biases all matter.
+struct Perturb(ChaCha8Rng);
+
+impl ModuleMapper<B> for Perturb {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let shape = tensor.shape();
+        let normal = Normal::new(0.0f32, 0.3).unwrap();
+        let noise: Vec<f32> = (0..shape.num_elements())
+            .map(|_| normal.sample(&mut self.0))
+            .collect();
+        let noise = Tensor::from_data(TensorData::new(noise, shape), &tensor.device());
+        Param::from_mapped_value(id, tensor + noise, mapper)
+    }
+}
+
+fn prior() -> DiffusionPrior<B> {
+    let config = DiffusionPriorConfig::new(TARGET, QUERY)
+        .with_sigma_data(0.7)
+        .with_network(
+            ResMlpConfig::new()
+                .with_width(48)
+                .with_depth(3)
+                .with_fourier_features(8)
+                .with_embedding_dim(24),
+        );
+    config
+        .init::<B>(&Default::default())
+        .unwrap()
+        .map(&mut Perturb(ChaCha8Rng::seed_from_u64(3)))
+}
+
+fn values(len: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0.0f32, scale).unwrap();
+    (0..len).map(|_| normal.sample(&mut rng)).collect()
+}
+
+fn matrix(values: Vec<f32>, cols: usize) -> Tensor<B, 2> {
+    let rows = values.len() / cols;
+    Tensor::from_data(TensorData::new(values, [rows, cols]), &Default::default())
+}
+
+fn max_scaled_error(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()).max(1.0))
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn the_host_denoiser_agrees_with_the_burn_prior_to_1e_5() {
+    let burn_prior = prior();
+    for threads in [Threads::Pool, Threads::Single] {
+        let fast = FastPrior::from_prior(&burn_prior)
+            .unwrap()
+            .with_threads(threads);
+        // 12 rows: σ from 0.002 to 80, three distinct queries (one repeated), null rows mixed in.
+        let sigmas = [
+            0.002f32, 0.01, 0.05, 0.2, 0.5, 1.0, 1.0, 2.0, 5.0, 10.0, 40.0, 80.0,
+        ];
+        let rows = sigmas.len();
+        let x: Vec<f32> = values(rows * TARGET, 1, 1.0)
+            .chunks(TARGET)
+            .zip(&sigmas)
+            .flat_map(|(row, s)| row.iter().map(move |v| v * (s + 0.5)).collect::<Vec<_>>())
+            .collect();
+        let distinct = values(3 * QUERY, 2, 1.0);
+        let queries: Vec<f32> = (0..rows)
+            .flat_map(|r| distinct[(r % 3) * QUERY..(r % 3 + 1) * QUERY].to_vec())
+            .collect();
+        let null_rows: Vec<bool> = (0..rows).map(|r| r % 4 == 1).collect();
+        let cond = Conditioning::with_null_rows(matrix(queries, QUERY), null_rows).unwrap();
+        let sigma = Tensor::<B, 1>::from_floats(sigmas, &Default::default());
+
+        let reference = burn_prior
+            .denoise(matrix(x.clone(), TARGET), sigma.clone(), &cond)
+            .unwrap();
+        let ours = fast.denoise(matrix(x, TARGET), sigma, &cond).unwrap();
+        let (reference, ours) = (to_host_f32(reference).unwrap(), to_host_f32(ours).unwrap());
+        let error = max_scaled_error(&reference, &ours);
+        assert!(error <= 1e-5, "{threads:?}: max error {error}");
+        // Not trivially equal: the rows differ from one another.
+        assert!(reference[..TARGET] != reference[TARGET..2 * TARGET]);
+    }
+}
+
+#[test]
+fn host_trajectories_agree_with_the_burn_sampler_over_the_burn_prior() {
+    let burn_prior = prior();
+    let fast = FastPrior::from_prior(&burn_prior).unwrap();
+    let queries = values(3 * QUERY, 5, 1.0);
+    for kind in [
+        SamplerKind::Euler,
+        SamplerKind::Heun,
+        SamplerKind::DpmSolverPlusPlus2M,
+    ] {
+        for w in [0.0, 2.0] {
+            let sigmas = karras(10, 0.002, 80.0, 7.0).unwrap();
+            let reference = PriorSeeds::new(
+                LinearGuidance::classifier_free(&burn_prior, w).unwrap(),
+                Sampler::new(kind, sigmas.clone()).unwrap(),
+            );
+            let reference = to_host_f32(
+                SeedGenerator::<B>::seeds(&reference, matrix(queries.clone(), QUERY), 4, 9)
+                    .unwrap(),
+            )
+            .unwrap();
+            let sampler = FastSampler::new(kind, sigmas, w).unwrap();
+            let ours = sampler
+                .sample(&fast, &queries, 4, 9, &mut FastScratch::default())
+                .unwrap();
+            let error = max_scaled_error(&reference, &ours);
+            assert!(error <= 1e-4, "{kind} w={w}: max error {error}");
+            // Same seed, same seeds, bit for bit; another seed, other seeds.
+            let again = sampler
+                .sample(&fast, &queries, 4, 9, &mut FastScratch::default())
+                .unwrap();
+            assert_eq!(ours, again);
+            let other = sampler
+                .sample(&fast, &queries, 4, 10, &mut FastScratch::default())
+                .unwrap();
+            assert_ne!(ours, other);
+        }
+    }
+}
+
+#[test]
+fn fast_seeds_serve_the_seed_generator_interface_and_the_burn_sampler() {
+    let burn_prior = prior();
+    let fast = FastPrior::from_prior(&burn_prior).unwrap();
+    let sigmas = karras(6, 0.002, 80.0, 7.0).unwrap();
+    let queries = values(2 * QUERY, 6, 1.0);
+    let seeds = FastSeeds::new(
+        fast.clone(),
+        FastSampler::new(SamplerKind::Heun, sigmas.clone(), 1.5).unwrap(),
+    );
+    let host = seeds.seeds_host(&queries, 3, 4).unwrap();
+    let through_trait =
+        SeedGenerator::<B>::seeds(&seeds, matrix(queries.clone(), QUERY), 3, 4).unwrap();
+    assert_eq!(through_trait.dims(), [6, TARGET]);
+    assert_eq!(to_host_f32(through_trait).unwrap(), host);
+    // The burn sampler over the host denoiser (guidance wrapper in burn): the same seeds.
+    let burn_sampler = PriorSeeds::new(
+        LinearGuidance::classifier_free(fast, 1.5).unwrap(),
+        Sampler::new(SamplerKind::Heun, sigmas).unwrap(),
+    );
+    let mixed = SeedGenerator::<B>::seeds(&burn_sampler, matrix(queries, QUERY), 3, 4).unwrap();
+    let error = max_scaled_error(&to_host_f32(mixed).unwrap(), &host);
+    assert!(error <= 1e-5, "max error {error}");
+}
+
+#[test]
+fn bad_input_to_the_host_path_is_a_typed_error() {
+    let fast = FastPrior::from_prior(&prior()).unwrap();
+    let sigmas = karras(4, 0.002, 80.0, 7.0).unwrap();
+    for kind in [
+        SamplerKind::EulerMaruyama,
+        SamplerKind::EdmStochastic(Default::default()),
+    ] {
+        let err = FastSampler::new(kind, sigmas.clone(), 1.0).unwrap_err();
+        assert!(err.to_string().contains("host sampler"), "{err}");
+    }
+    for w in [-1.0, f64::NAN, f64::INFINITY] {
+        assert!(FastSampler::new(SamplerKind::Heun, sigmas.clone(), w).is_err());
+    }
+    let sampler = FastSampler::new(SamplerKind::Heun, sigmas, 1.0).unwrap();
+    let mut scratch = FastScratch::default();
+    let query = values(QUERY, 1, 1.0);
+    let cases: [(&[f32], usize, &str); 4] = [
+        (&query, 0, "seeds per query"),
+        (&[], 4, "queries"),
+        (&query[..QUERY - 1], 4, "query embedding"),
+        (&[f32::NAN; QUERY], 4, "query embeddings"),
+    ];
+    for (queries, k, words) in cases {
+        let err = sampler
+            .sample(&fast, queries, k, 1, &mut scratch)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(words), "{err}");
+    }
+    // The denoiser checks shapes like every other denoiser.
+    let cond = Conditioning::new(matrix(query.clone(), QUERY)).unwrap();
+    let sigma = Tensor::<B, 1>::from_floats([1.0], &Default::default());
+    let wrong_x = matrix(vec![0.0; TARGET + 1], TARGET + 1);
+    assert!(fast.denoise(wrong_x, sigma, &cond).is_err());
+}
