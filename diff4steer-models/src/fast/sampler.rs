@@ -265,7 +265,7 @@ fn check_queries(queries: &[f32], query_dim: usize, seeds_per_query: usize) -> R
     if queries.is_empty() {
         return Err(CoreError::Empty { what: "queries" }.into());
     }
-    if queries.len() % query_dim != 0 {
+    if !queries.len().is_multiple_of(query_dim) {
         return Err(CoreError::DimMismatch {
             what: "query embedding (values not a whole number of rows)",
             expected: query_dim,
