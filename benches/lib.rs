@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod reference_mlp;
+pub mod workload;
 
 /// The CPU backend of this build: burn-ndarray when a `cpu-ndarray…` feature is chosen, burn-flex
 /// otherwise (the project's default).

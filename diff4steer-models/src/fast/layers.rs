@@ -6,19 +6,24 @@ use burn::tensor::backend::Backend;
 use diff4steer_core::tensor_util::to_host_f32;
 use diff4steer_index::dense::{matmul, RightLayout, Threads};
 
-use super::kernels::layer_norm_rows;
+use pulp::Arch;
+
+use super::kernels::{for_row_chunks, FewRowsProduct, LayerNormKernel};
 use crate::Result;
 
 /// burn's `LayerNormConfig` default ε, which every norm of the prior uses.
 pub(crate) const LAYER_NORM_EPSILON: f32 = 1e-5;
+
+/// Batches of at most this many rows skip the GEMM (see [`FewRowsProduct`]).
+const FEW_ROWS: usize = 4;
 
 /// y = x·W + b with W `[d_in, d_out]` row-major (burn's layout).
 #[derive(Debug, Clone)]
 pub(crate) struct HostLinear {
     pub d_in: usize,
     pub d_out: usize,
-    weight: Vec<f32>,
-    bias: Vec<f32>,
+    pub weight: Vec<f32>,
+    pub bias: Vec<f32>,
 }
 
 impl HostLinear {
@@ -49,6 +54,15 @@ impl HostLinear {
                 row.copy_from_slice(&self.bias);
             }
         }
+        if rows <= FEW_ROWS {
+            Arch::new().dispatch(FewRowsProduct {
+                out,
+                x,
+                weight: &self.weight,
+                d_in: self.d_in,
+            });
+            return;
+        }
         matmul(
             out,
             x,
@@ -65,8 +79,8 @@ impl HostLinear {
 /// γ and β of a layer norm.
 #[derive(Debug, Clone)]
 pub(crate) struct HostLayerNorm {
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
 }
 
 impl HostLayerNorm {
@@ -81,14 +95,14 @@ impl HostLayerNorm {
     }
 
     /// Normalises each row of `values` (`[rows, width]`) in place, then SiLU when `then_silu`.
-    pub fn forward(&self, values: &mut [f32], then_silu: bool) {
-        layer_norm_rows(
-            values,
-            self.gamma.len(),
-            &self.gamma,
-            &self.beta,
-            LAYER_NORM_EPSILON,
-            then_silu,
-        );
+    pub fn forward(&self, values: &mut [f32], then_silu: bool, threads: Threads) {
+        for_row_chunks(values, self.gamma.len(), threads, |_, chunk| {
+            LayerNormKernel {
+                values: chunk,
+                gamma: &self.gamma,
+                beta: &self.beta,
+                then_silu,
+            }
+        });
     }
 }

@@ -32,6 +32,6 @@ mod sampler;
 mod seeds;
 
 pub use diff4steer_index::dense::Threads;
-pub use prior::{FastPrior, FastScratch, HostCondition};
+pub use prior::{FastPrior, FastScratch, HostCondition, NamedTensor};
 pub use sampler::FastSampler;
 pub use seeds::FastSeeds;

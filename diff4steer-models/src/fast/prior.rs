@@ -5,7 +5,7 @@ use burn::tensor::backend::Backend;
 use diff4steer_core::tensor_util::to_host_f32;
 use diff4steer_index::dense::Threads;
 
-use super::kernels::silu_in_place;
+use super::kernels::{for_row_chunks, silu_in_place, FilmKernel};
 use super::layers::{HostLayerNorm, HostLinear};
 use crate::network::angular_frequencies;
 use crate::prior::DiffusionPrior;
@@ -19,6 +19,27 @@ pub struct HostCondition<'a> {
     pub sigma: f32,
     /// The query embedding (`query_dim` values), or `None` for ∅.
     pub query: Option<&'a [f32]>,
+}
+
+/// One parameter of a [`FastPrior`] by name (see [`FastPrior::named_tensors`]).
+#[derive(Debug, Clone)]
+pub struct NamedTensor<'a> {
+    /// Dotted name, e.g. `blocks.0.film.weight`.
+    pub name: String,
+    /// Shape, row-major.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub values: &'a [f32],
+}
+
+impl<'a> NamedTensor<'a> {
+    fn new(name: String, shape: Vec<usize>, values: &'a [f32]) -> Self {
+        Self {
+            name,
+            shape,
+            values,
+        }
+    }
 }
 
 /// One residual block's parameters (see [`crate::network::ResBlock`]).
@@ -135,6 +156,72 @@ impl FastPrior {
         self
     }
 
+    /// Every parameter with a stable name and its shape, in the layout the forward pass uses
+    /// (linear weights `[d_in, d_out]`, so y = x·W + b), plus `frequencies` (the angular
+    /// frequencies 2π·f_k of the Fourier features): what another framework needs to run the same
+    /// network (benches/peers exports them as .npy).
+    pub fn named_tensors(&self) -> Vec<NamedTensor<'_>> {
+        fn norm<'a>(name: &str, n: &'a HostLayerNorm, out: &mut Vec<NamedTensor<'a>>) {
+            out.push(NamedTensor::new(
+                format!("{name}.gamma"),
+                vec![n.gamma.len()],
+                &n.gamma,
+            ));
+            out.push(NamedTensor::new(
+                format!("{name}.beta"),
+                vec![n.beta.len()],
+                &n.beta,
+            ));
+        }
+        fn lin<'a>(name: &str, l: &'a HostLinear, out: &mut Vec<NamedTensor<'a>>) {
+            out.push(NamedTensor::new(
+                format!("{name}.weight"),
+                vec![l.d_in, l.d_out],
+                &l.weight,
+            ));
+            out.push(NamedTensor::new(
+                format!("{name}.bias"),
+                vec![l.d_out],
+                &l.bias,
+            ));
+        }
+        let mut out = Vec::new();
+        lin("input", &self.input, &mut out);
+        for (i, b) in self.blocks.iter().enumerate() {
+            norm(&format!("blocks.{i}.norm_in"), &b.norm_in, &mut out);
+            lin(&format!("blocks.{i}.linear_in"), &b.linear_in, &mut out);
+            norm(&format!("blocks.{i}.norm_out"), &b.norm_out, &mut out);
+            lin(&format!("blocks.{i}.film"), &b.film, &mut out);
+            lin(&format!("blocks.{i}.linear_out"), &b.linear_out, &mut out);
+        }
+        norm("norm_out", &self.norm_out, &mut out);
+        lin("output", &self.output, &mut out);
+        lin("noise_in", &self.noise_in, &mut out);
+        lin("noise_out", &self.noise_out, &mut out);
+        lin("query_projection", &self.query_projection, &mut out);
+        out.push(NamedTensor::new(
+            "null_query".into(),
+            vec![self.query_dim],
+            &self.null_query,
+        ));
+        out.push(NamedTensor::new(
+            "frequencies".into(),
+            vec![self.frequencies.len()],
+            &self.frequencies,
+        ));
+        out
+    }
+
+    /// Number of residual blocks.
+    pub fn depth(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// σ_d, the data standard deviation of the preconditioning.
+    pub fn sigma_data(&self) -> f32 {
+        self.sigma_data
+    }
+
     /// Width of a target embedding (rows of x).
     pub fn target_dim(&self) -> usize {
         self.target_dim
@@ -187,24 +274,23 @@ impl FastPrior {
             // inner = LN₂(Linear₁(SiLU(LN₁(h)))), then FiLM and SiLU; h += Linear₂(inner).
             let branch = sized(&mut scratch.branch, rows * w);
             branch.copy_from_slice(&scratch.hidden[..rows * w]);
-            block.norm_in.forward(branch, true);
+            block.norm_in.forward(branch, true, self.threads);
             let inner = sized(&mut scratch.inner, rows * w);
             block.linear_in.forward(branch, inner, false, self.threads);
-            block.norm_out.forward(inner, false);
-            for (row, &c) in inner.chunks_exact_mut(w).zip(row_condition) {
-                let (scale, shift) = film[c * 2 * w..(c + 1) * 2 * w].split_at(w);
-                for ((v, g), b) in row.iter_mut().zip(scale).zip(shift) {
-                    *v = *v * (g + 1.0) + b;
-                }
-            }
-            silu_in_place(inner);
+            for_row_chunks(inner, w, self.threads, |first, chunk| FilmKernel {
+                values: chunk,
+                gamma: &block.norm_out.gamma,
+                beta: &block.norm_out.beta,
+                film,
+                row_condition: &row_condition[first..],
+            });
             block
                 .linear_out
                 .forward(inner, &mut scratch.hidden[..rows * w], true, self.threads);
         }
         let branch = sized(&mut scratch.branch, rows * w);
         branch.copy_from_slice(&scratch.hidden[..rows * w]);
-        self.norm_out.forward(branch, true);
+        self.norm_out.forward(branch, true, self.threads);
         let output = sized(&mut scratch.output, rows * t);
         self.output.forward(branch, output, false, self.threads);
 
