@@ -12,8 +12,13 @@ use crate::{Hit, IndexError, Result, Similarity, VectorIndex};
 /// Catalogue rows scored per GEMM block (and per rayon task).
 const BLOCK_ROWS: usize = 4096;
 
-/// Queries per GEMM call: a fixed shape, so that results do not depend on the batch.
+/// Queries per GEMM call are a multiple of this (the last tile padded with zeros): a query never
+/// goes through the one-row (GEMV) path, whose sums are ordered differently, so its scores are
+/// the same alone and in any batch.
 const QUERY_TILE: usize = 16;
+
+/// At most this many queries per GEMM call (larger tiles amortise the packing of the block).
+const MAX_TILE: usize = 256;
 
 /// Exact nearest-neighbour search: scores every stored vector with one GEMM per block of
 /// [`BLOCK_ROWS`] items ([`matmul`], the `gemm` crate's AVX-512/AVX2 sgemm), blocks in parallel
@@ -134,9 +139,9 @@ impl FlatIndex {
 
     /// Scores one block of catalogue rows against all queries and offers them to `tops`.
     ///
-    /// Queries go through the GEMM in tiles of exactly [`QUERY_TILE`] rows (the last tile padded
-    /// with zeros), as the right operand of `block · tileᵀ`: every product has the same shape
-    /// whatever the batch, so a query's scores are bit-identical alone and in any batch.
+    /// Queries go through the GEMM in tiles of a multiple of [`QUERY_TILE`] rows (zero-padded),
+    /// `tile · blockᵀ`, so a query's scores are bit-identical alone and in any batch (the
+    /// concurrency tests check it); each query's scores come out contiguous for the top-k scan.
     fn score_block(
         &self,
         queries: &[f32],
@@ -148,29 +153,34 @@ impl FlatIndex {
         let end = (start + BLOCK_ROWS).min(self.ids.len());
         let rows = end - start;
         let block = &self.vectors[start * self.dim..end * self.dim];
-        let mut tile = vec![0.0f32; QUERY_TILE * self.dim];
-        let mut scores = vec![0.0f32; rows * QUERY_TILE];
-        for (tile_index, tile_tops) in tops.chunks_mut(QUERY_TILE).enumerate() {
-            let first = tile_index * QUERY_TILE;
+        let tile_rows = tops.len().div_ceil(QUERY_TILE).max(1) * QUERY_TILE;
+        let tile_rows = tile_rows.min(MAX_TILE);
+        let mut tile = vec![0.0f32; tile_rows * self.dim];
+        let mut scores = vec![0.0f32; tile_rows * rows];
+        for (tile_index, tile_tops) in tops.chunks_mut(tile_rows).enumerate() {
+            let first = tile_index * tile_rows;
             let used = tile_tops.len();
             tile[..used * self.dim]
                 .copy_from_slice(&queries[first * self.dim..(first + used) * self.dim]);
             tile[used * self.dim..].fill(0.0);
             matmul(
                 &mut scores,
-                block,
                 &tile,
-                (rows, self.dim, QUERY_TILE),
+                block,
+                (tile_rows, self.dim, rows),
                 RightLayout::Transposed,
                 false,
                 Threads::Single,
             )
             .expect("block and query tile shapes match their buffers");
-            for (t, top) in tile_tops.iter_mut().enumerate() {
+            for (t, (top, row)) in tile_tops
+                .iter_mut()
+                .zip(scores.chunks_exact(rows))
+                .enumerate()
+            {
                 let query_norm = query_norms[first + t];
                 let mut threshold = top.threshold();
-                for j in 0..rows {
-                    let dot = scores[j * QUERY_TILE + t];
+                for (j, &dot) in row.iter().enumerate() {
                     let item = start + j;
                     let score = match self.similarity {
                         Similarity::NegativeL2 => 2.0 * dot - query_norm - self.squared_norms[item],

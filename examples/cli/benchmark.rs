@@ -39,7 +39,7 @@ use rand_chacha::ChaCha8Rng;
 type B = CpuBackend;
 
 /// Hits searched per seed and kept after fusion.
-const DEPTH: usize = 100;
+pub(crate) const DEPTH: usize = 100;
 /// Queries need at least this many relevant tracks in the evaluation split.
 const MIN_RELEVANT: usize = 5;
 
@@ -169,16 +169,16 @@ pub struct JamendoArgs {
 }
 
 /// One benchmark query.
-struct Query {
-    tags: Vec<usize>,
-    text: Vec<f32>,
-    relevant: Vec<usize>,
+pub(crate) struct Query {
+    pub(crate) tags: Vec<usize>,
+    pub(crate) text: Vec<f32>,
+    pub(crate) relevant: Vec<usize>,
 }
 
 /// Mean metrics of one system on one query set.
 #[derive(Debug, Default, Clone, serde::Serialize)]
-struct Scores {
-    ndcg_10: f64,
+pub(crate) struct Scores {
+    pub(crate) ndcg_10: f64,
     recall_50: f64,
     coverage_100: f64,
     diversity_20: f64,
@@ -187,12 +187,12 @@ struct Scores {
 }
 
 /// Seeds (row-major, `per_query` per query) or a direct ranking, per query.
-enum Answer {
+pub(crate) enum Answer {
     Seeds { rows: Vec<f32>, per_query: usize },
     Rankings(Vec<Vec<u64>>),
 }
 
-fn queries(mood: &JamendoMood, eval: &JamendoMoodSplit) -> Vec<Query> {
+pub(crate) fn queries(mood: &JamendoMood, eval: &JamendoMoodSplit) -> Vec<Query> {
     let mut list: Vec<Query> = (0..mood.tags.len())
         .map(|t| Query {
             tags: vec![t],
@@ -210,7 +210,7 @@ fn queries(mood: &JamendoMood, eval: &JamendoMoodSplit) -> Vec<Query> {
 }
 
 /// Training pairs: (text of each tag a training track carries → the track).
-fn training_pairs(mood: &JamendoMood, train: &JamendoMoodSplit) -> Result<PairData> {
+pub(crate) fn training_pairs(mood: &JamendoMood, train: &JamendoMoodSplit) -> Result<PairData> {
     let (mut q, mut t) = (Vec::new(), Vec::new());
     for r in 0..train.items.nrows() {
         for tag in 0..mood.tags.len() {
@@ -229,7 +229,7 @@ fn training_pairs(mood: &JamendoMood, train: &JamendoMoodSplit) -> Result<PairDa
 }
 
 /// Scores `answer` on `queries` over the catalogue `eval` preprocessed by `prep`.
-fn score(
+pub(crate) fn score(
     answer: &Answer,
     queries: &[Query],
     eval: &JamendoMoodSplit,

@@ -22,6 +22,7 @@ mod eval_cmd;
 mod retrieve;
 mod sample;
 mod synthetic;
+mod tradeoff;
 mod train;
 
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Command {
     Eval(eval_cmd::EvalArgs),
     /// Run a benchmark on real data (jamendo-mood) and write a report.
     Benchmark(benchmark::BenchmarkArgs),
+    /// Quality against sampler cost for the real-time path (jamendo-mood).
+    Tradeoff(tradeoff::TradeoffArgs),
     /// Write the synthetic music world (catalogue, training pairs, queries, qrels) to try the rest.
     Synthetic(synthetic::SyntheticArgs),
 }
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         Command::Retrieve(args) => retrieve::retrieve_command(&args),
         Command::Eval(args) => eval_cmd::eval_command(&args),
         Command::Benchmark(args) => benchmark::benchmark_command(&args),
+        Command::Tradeoff(args) => tradeoff::tradeoff_command(&args),
         Command::Synthetic(args) => synthetic::synthetic_command(&args),
     };
     match result {
