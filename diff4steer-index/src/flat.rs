@@ -17,8 +17,9 @@ const BLOCK_ROWS: usize = 4096;
 /// the same alone and in any batch.
 const QUERY_TILE: usize = 16;
 
-/// At most this many queries per GEMM call (larger tiles amortise the packing of the block).
-const MAX_TILE: usize = 256;
+/// At most this many queries per GEMM call: up to here the GEMM reads the dimension-major block
+/// in place (no packing); more queries go in several tiles.
+const MAX_TILE: usize = 96;
 
 /// Exact nearest-neighbour search: scores every stored vector with one GEMM per block of
 /// [`BLOCK_ROWS`] items ([`matmul`], the `gemm` crate's AVX-512/AVX2 sgemm), blocks in parallel
@@ -34,6 +35,9 @@ pub struct FlatIndex {
     vectors: Vec<f32>,
     squared_norms: Vec<f32>,
     positions: HashMap<u64, usize>,
+    /// Each block of [`BLOCK_ROWS`] stored rows again, dimension-major (`[dim, block rows]`):
+    /// the layout the GEMM reads without repacking it on every search (2× the vector memory).
+    blocks_by_dimension: Vec<Vec<f32>>,
 }
 
 /// Normalises each row to unit L2 norm (zero rows stay zero).
@@ -65,6 +69,7 @@ impl FlatIndex {
             vectors: Vec::new(),
             squared_norms: Vec::new(),
             positions: HashMap::new(),
+            blocks_by_dimension: Vec::new(),
         })
     }
 
@@ -113,8 +118,23 @@ impl FlatIndex {
             self.positions.insert(id, self.ids.len() + i);
             self.squared_norms.push(row.iter().map(|v| v * v).sum());
         }
+        let first_changed_block = self.ids.len() / BLOCK_ROWS;
         self.ids.extend_from_slice(ids);
         self.vectors.extend_from_slice(vectors);
+        self.blocks_by_dimension.truncate(first_changed_block);
+        for start in (first_changed_block * BLOCK_ROWS..self.ids.len()).step_by(BLOCK_ROWS) {
+            let rows = BLOCK_ROWS.min(self.ids.len() - start);
+            let mut block = vec![0.0f32; rows * self.dim];
+            for (i, row) in self.vectors[start * self.dim..(start + rows) * self.dim]
+                .chunks_exact(self.dim)
+                .enumerate()
+            {
+                for (p, &v) in row.iter().enumerate() {
+                    block[p * rows + i] = v;
+                }
+            }
+            self.blocks_by_dimension.push(block);
+        }
         Ok(())
     }
 
@@ -152,7 +172,7 @@ impl FlatIndex {
     ) {
         let end = (start + BLOCK_ROWS).min(self.ids.len());
         let rows = end - start;
-        let block = &self.vectors[start * self.dim..end * self.dim];
+        let block = &self.blocks_by_dimension[start / BLOCK_ROWS];
         let tile_rows = tops.len().div_ceil(QUERY_TILE).max(1) * QUERY_TILE;
         let tile_rows = tile_rows.min(MAX_TILE);
         let mut tile = vec![0.0f32; tile_rows * self.dim];
@@ -168,7 +188,7 @@ impl FlatIndex {
                 &tile,
                 block,
                 (tile_rows, self.dim, rows),
-                RightLayout::Transposed,
+                RightLayout::RowMajor,
                 false,
                 Threads::Single,
             )
