@@ -27,7 +27,7 @@ fn ranking(c: &mut Criterion) {
                 .ok();
         }
     }
-    let metrics: Vec<RankingMetric> = ["ndcg@10", "recall@100", "ap@100", "rr@10"]
+    let metrics: Vec<RankingMetric> = ["ndcg@10", "recall@100", "map@100", "mrr@10"]
         .iter()
         .map(|m| m.parse().expect("metric"))
         .collect();
