@@ -59,6 +59,16 @@ struct Point {
 /// Runs the sweep and writes the report.
 pub fn tradeoff_command(args: &TradeoffArgs) -> Result<()> {
     let started = Instant::now();
+    let sizes = args
+        .sizes
+        .split(',')
+        .map(|size| {
+            size.split_once('x')
+                .and_then(|(w, d)| Some((w.parse().ok()?, d.parse().ok()?)))
+                .filter(|&(w, d): &(usize, usize)| w > 0 && d > 0)
+                .with_context(|| format!("--sizes: `{size}` is not WIDTHxDEPTH with both ≥ 1"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let mood = JamendoMood::load(&args.data).with_context(|| format!("{}", args.data.display()))?;
     let train = mood.split("train")?;
     let eval = mood.split("valid")?;
@@ -77,11 +87,7 @@ pub fn tradeoff_command(args: &TradeoffArgs) -> Result<()> {
     let texts: Vec<f32> = all.iter().flat_map(|q| q.text.clone()).collect();
     let no_truth = |_: &Query| Vec::new();
     let mut points = Vec::new();
-    for size in args.sizes.split(',') {
-        let (width, depth) = size
-            .split_once('x')
-            .and_then(|(w, d)| Some((w.parse().ok()?, d.parse().ok()?)))
-            .with_context(|| format!("size `{size}` is not WIDTHxDEPTH"))?;
+    for (width, depth) in sizes {
         let config = DiffusionPriorConfig::new(dim, query_dim)
             .with_network(ResMlpConfig::new().with_width(width).with_depth(depth));
         let training = TrainingConfig::new()
