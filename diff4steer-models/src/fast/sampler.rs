@@ -103,6 +103,7 @@ impl FastSampler {
         let (body, last) = pairs.split_at(pairs.len() - 1);
         let mut previous: Option<(f64, Vec<f32>)> = None;
         let mut x_next = vec![0.0f32; rows * dim];
+        let mut derivative = vec![0.0f32; rows * dim];
         for &(sigma, sigma_next) in body {
             match self.kind {
                 SamplerKind::Euler => {
