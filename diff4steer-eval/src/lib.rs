@@ -10,7 +10,8 @@
 //! - [`distribution`]: Fréchet distance, precision / recall / density / coverage, mean cosine to
 //!   the nearest real item — seeds against the real items relevant to their query;
 //! - [`io`]: .npy matrices and labels, TSV tables, TREC run and qrels files;
-//! - [`datasets`]: the real `jamendo-mood` data of `../shared/data` (when present);
+//! - [`datasets`]: the real data of `../shared/data` (when present): `jamendo-mood` and MusicCaps
+//!   with VGGish audio;
 //! - [`synthetic`]: the seeded "music world" with known, multi-modal truth.
 //!
 //! ## Quick start
@@ -43,7 +44,10 @@ pub mod ranking;
 pub mod spectrum;
 pub mod synthetic;
 
-pub use datasets::{shared_data_dir, JamendoMood, JamendoMoodSplit, TagPair};
+pub use datasets::{
+    shared_data_dir, JamendoMood, JamendoMoodSplit, MusicCapsAudio, MusicCapsDistractors,
+    MusicCapsSplit, TagPair,
+};
 pub use distribution::{frechet_distance, mean_nearest_cosine, prdc, Prdc};
 pub use diversity::{
     coverage_at_k, intra_list_diversity, label_entropy, mode_coverage_at_k, vendi_score,

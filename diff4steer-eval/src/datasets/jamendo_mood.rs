@@ -1,5 +1,4 @@
-//! Loaders for the real evaluation data under `../shared/data` (see its README): the
-//! `jamendo-mood` set of MTG-Jamendo tracks with audio-derived 56-d tag-score vectors, mood/theme
+//! `jamendo-mood`: MTG-Jamendo tracks with audio-derived 56-d tag-score vectors, mood/theme
 //! tags, and MiniLM text embeddings of each tag and of tag pairs.
 
 use std::path::{Path, PathBuf};
@@ -9,13 +8,6 @@ use ndarray::Array2;
 use crate::io::npy::{read_f32_matrix, read_labels};
 use crate::io::tsv::Table;
 use crate::{EvalError, Result};
-
-/// The data folder next to the workspace (`../shared/data` from the project root), where tests
-/// and benchmarks look for real data; `None` when it is absent (a user's machine).
-pub fn shared_data_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
-    dir.is_dir().then_some(dir)
-}
 
 /// One split (`train`, `valid`, …) of `jamendo-mood`: tracks as items, their tags as labels.
 #[derive(Debug, Clone, PartialEq)]
