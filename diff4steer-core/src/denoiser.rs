@@ -3,7 +3,7 @@
 
 use burn::tensor::{backend::Backend, Tensor};
 
-use crate::{Conditioning, CoreError, Result};
+use crate::{Conditioning, CoreError, Result, TargetScaling};
 
 /// A denoiser D(x; σ, cond) ≈ E[x₀ | x_σ = x, cond] for the variance-exploding corruption
 /// x_σ = x₀ + σ·ε, ε ~ N(0, I) (Karras et al. 2022, Eq. 2–3).
@@ -11,6 +11,10 @@ use crate::{Conditioning, CoreError, Result};
 /// Shapes: `x` is `[batch, dim]`, `sigma` is `[batch]` (one noise level per row), `cond` has `batch`
 /// rows. The output is `[batch, dim]`. Guidance and steering wrap a denoiser and are denoisers
 /// themselves, so samplers never need to know about them.
+///
+/// A denoiser works in its own space; [`Denoiser::target_scaling`] says how that space maps to
+/// catalogue units when they differ (a prior trained on standardised targets). Wrappers report
+/// their inner denoiser's map, and seed generators apply it to what they return.
 pub trait Denoiser<B: Backend> {
     /// Width of the data (target embedding) space.
     fn dim(&self) -> usize;
@@ -29,6 +33,12 @@ pub trait Denoiser<B: Backend> {
         sigma: Tensor<B, 1>,
         cond: &Conditioning<B>,
     ) -> Result<Tensor<B, 2>>;
+
+    /// The map from this denoiser's space to catalogue units (catalogue = shift + scale ⊙ own),
+    /// or `None` when it works in catalogue units (the default).
+    fn target_scaling(&self) -> Option<&TargetScaling> {
+        None
+    }
 }
 
 impl<B: Backend, D: Denoiser<B> + ?Sized> Denoiser<B> for &D {
@@ -46,6 +56,9 @@ impl<B: Backend, D: Denoiser<B> + ?Sized> Denoiser<B> for &D {
     ) -> Result<Tensor<B, 2>> {
         (**self).denoise(x, sigma, cond)
     }
+    fn target_scaling(&self) -> Option<&TargetScaling> {
+        (**self).target_scaling()
+    }
 }
 
 impl<B: Backend, D: Denoiser<B> + ?Sized> Denoiser<B> for Box<D> {
@@ -62,6 +75,9 @@ impl<B: Backend, D: Denoiser<B> + ?Sized> Denoiser<B> for Box<D> {
         cond: &Conditioning<B>,
     ) -> Result<Tensor<B, 2>> {
         (**self).denoise(x, sigma, cond)
+    }
+    fn target_scaling(&self) -> Option<&TargetScaling> {
+        (**self).target_scaling()
     }
 }
 

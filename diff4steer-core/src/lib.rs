@@ -12,6 +12,8 @@
 //! - guidance and steering as denoiser wrappers: [`LinearGuidance`] (classifier-free, negative,
 //!   composed conditions), [`Steered`] (text steering toward target-space embeddings) and
 //!   [`SphereProjection`];
+//! - [`TargetScaling`]: the per-dimension map between a denoiser's own (standardised) space and
+//!   catalogue units;
 //! - [`GaussianMixture`]: an analytic denoiser with a closed-form posterior mean, the independent
 //!   truth for tests.
 //!
@@ -48,6 +50,7 @@ pub mod scheme;
 pub mod sigmas;
 pub mod sphere;
 pub mod steering;
+pub mod target_scaling;
 pub mod tensor_util;
 
 pub use analytic::GaussianMixture;
@@ -60,3 +63,4 @@ pub use scheme::DiffusionScheme;
 pub use sigmas::{exponential, karras, Sigmas};
 pub use sphere::SphereProjection;
 pub use steering::{similarity_gradient, Similarity, Steered, SteeringTarget};
+pub use target_scaling::TargetScaling;

@@ -45,6 +45,10 @@ impl<B: Backend, D: Denoiser<B>> Denoiser<B> for SphereProjection<D> {
         self.inner.cond_dim()
     }
 
+    fn target_scaling(&self) -> Option<&crate::TargetScaling> {
+        self.inner.target_scaling()
+    }
+
     fn denoise(
         &self,
         x: Tensor<B, 2>,

@@ -79,7 +79,9 @@ pub struct Steered<B: Backend, D> {
 }
 
 impl<B: Backend, D: Denoiser<B>> Steered<B, D> {
-    /// Steers `inner` toward (γ > 0) or away from (γ < 0) each target.
+    /// Steers `inner` toward (γ > 0) or away from (γ < 0) each target. Targets are in catalogue
+    /// units: where `inner` works in a rescaled space ([`Denoiser::target_scaling`]), they are
+    /// mapped into it first, so the similarity is measured where the denoiser works.
     ///
     /// # Errors
     /// [`CoreError::DimMismatch`] when a target's width differs from the data dimension.
@@ -94,6 +96,18 @@ impl<B: Backend, D: Denoiser<B>> Steered<B, D> {
                 });
             }
         }
+        let targets = match inner.target_scaling() {
+            None => targets,
+            Some(map) => targets
+                .into_iter()
+                .map(|t| {
+                    Ok(SteeringTarget {
+                        embedding: map.to_model(t.embedding)?,
+                        weight: t.weight,
+                    })
+                })
+                .collect::<Result<_>>()?,
+        };
         Ok(Self {
             inner,
             targets,
@@ -133,6 +147,10 @@ impl<B: Backend, D: Denoiser<B>> Denoiser<B> for Steered<B, D> {
 
     fn cond_dim(&self) -> usize {
         self.inner.cond_dim()
+    }
+
+    fn target_scaling(&self) -> Option<&crate::TargetScaling> {
+        self.inner.target_scaling()
     }
 
     fn denoise(

@@ -13,6 +13,10 @@ use crate::Result;
 /// from it regenerates `x` (up to discretisation error), or, under an edited condition, an edited
 /// version of `x` (our design, beyond the paper; DDIM inversion in EDM form).
 ///
+/// `x` is in catalogue units (mapped into the denoiser's space first where it has a
+/// [`Denoiser::target_scaling`]); the result is a state at σ_max in the denoiser's space, what
+/// [`crate::Sampler::run`] starts from.
+///
 /// # Errors
 /// Shape and finiteness errors as in [`crate::Sampler::run`].
 pub fn invert<B: Backend, D: Denoiser<B>>(
@@ -22,6 +26,10 @@ pub fn invert<B: Backend, D: Denoiser<B>>(
     sigmas: &Sigmas,
 ) -> Result<Tensor<B, 2>> {
     let cond = validate_start(denoiser, &x, cond)?;
+    let x = match denoiser.target_scaling() {
+        None => x,
+        Some(map) => map.to_model(x)?,
+    };
     let model = BoundDenoiser {
         denoiser,
         cond: &cond,

@@ -33,7 +33,9 @@ pub enum TraceEstimator {
 /// integrated with Heun's method over the positive values of `sigmas` in increasing order, `x`
 /// being taken as the state at σ_min (so the result is log p_{σ_min}(x), indistinguishable from
 /// log p_0(x) for small σ_min). The Jacobian trace needs gradients, hence the autodiff backend;
-/// the denoiser must treat rows independently (as every denoiser here does).
+/// the denoiser must treat rows independently (as every denoiser here does). `x` is in
+/// catalogue units: for a denoiser with a [`Denoiser::target_scaling`] it is mapped into the
+/// denoiser's space and the map's log-determinant is accounted for.
 ///
 /// # Errors
 /// Shape and finiteness errors as in [`crate::Sampler::run`]; [`CoreError::InvalidParameter`] for
@@ -47,6 +49,12 @@ pub fn log_likelihood<B: AutodiffBackend, D: Denoiser<B>>(
 ) -> Result<Vec<f64>> {
     let x = x.detach();
     let cond = validate_start(denoiser, &x, cond)?;
+    // A density in catalogue units: map x into the denoiser's space and subtract the log
+    // Jacobian of that map's inverse (log p_z(z) = log p_u(u) − Σ log s).
+    let (x, log_det) = match denoiser.target_scaling() {
+        None => (x, 0.0),
+        Some(map) => (map.to_model(x)?, map.log_det()),
+    };
     let [batch, dim] = x.dims();
     let probes = match trace {
         TraceEstimator::Exact => Vec::new(),
@@ -100,7 +108,7 @@ pub fn log_likelihood<B: AutodiffBackend, D: Denoiser<B>>(
         .zip(integral)
         .map(|(row, div_integral)| {
             let sq: f64 = row.iter().map(|&v| (v as f64).powi(2)).sum();
-            norm_const - 0.5 * sq / (sigma_max * sigma_max) + div_integral
+            norm_const - 0.5 * sq / (sigma_max * sigma_max) + div_integral - log_det
         })
         .collect())
 }

@@ -5,7 +5,7 @@ use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{activation::silu, backend::Backend, Distribution, Tensor};
-use diff4steer_core::{check_denoiser_inputs, Conditioning, Denoiser};
+use diff4steer_core::{check_denoiser_inputs, Conditioning, Denoiser, TargetScaling};
 
 use crate::backend::backend_rng_lock;
 use crate::network::{fourier_features, ResMlp, ResMlpConfig};
@@ -26,6 +26,20 @@ pub struct DiffusionPriorConfig {
     /// The residual MLP.
     #[config(default = "ResMlpConfig::new()")]
     pub network: ResMlpConfig,
+    /// Train on standardised targets: training fits the per-dimension mean and standard
+    /// deviation of its targets, stores them here, and the prior denoises in those units; seeds
+    /// come out in catalogue units ([`TargetScaling`]). On by default: EDM's preconditioning
+    /// assumes one scale σ_d for every dimension, which raw embeddings (VGGish: per-dimension
+    /// spreads of 0.5–1.0 around a shared offset of norm ≈ 9) do not have.
+    #[config(default = true)]
+    pub standardise_targets: bool,
+    /// Per-dimension shift μ of the target standardisation (catalogue = μ + s ⊙ model units);
+    /// empty = the prior works in catalogue units. Set by training.
+    #[config(default = "Vec::new()")]
+    pub target_shift: Vec<f32>,
+    /// Per-dimension scale s of the target standardisation; empty with `target_shift`.
+    #[config(default = "Vec::new()")]
+    pub target_scale: Vec<f32>,
 }
 
 impl DiffusionPriorConfig {
@@ -46,7 +60,17 @@ impl DiffusionPriorConfig {
                 reason: format!("must be finite and positive, got {}", self.sigma_data),
             });
         }
+        self.target_scaling()?;
         self.network.validate()
+    }
+
+    /// The stored target standardisation, `None` when there is none.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] when `target_shift`/`target_scale` are not both empty or
+    /// both `target_dim` finite values with positive scales.
+    pub fn target_scaling(&self) -> Result<Option<TargetScaling>> {
+        target_scaling_of(self.target_dim, &self.target_shift, &self.target_scale)
     }
 
     /// A lower bound on the prior's parameter count (its weight matrices), saturating.
@@ -90,6 +114,7 @@ impl DiffusionPriorConfig {
                 device,
             )),
             sigma_data: self.sigma_data,
+            target_scaling: self.target_scaling()?,
             fourier_features: net.fourier_features,
             target_dim: self.target_dim,
             query_dim: self.query_dim,
@@ -100,7 +125,8 @@ impl DiffusionPriorConfig {
 /// The Diff4Steer prior D_θ(z̃, σ, q) = c_skip·z̃ + c_out·F_θ(c_in·z̃, c_noise, q) (METHOD.md, EDM
 /// preconditioning), with F_θ a [`ResMlp`] whose FiLM conditioning vector is
 /// MLP(Fourier(c_noise)) + W·q. Null rows of the conditioning use a learned null query embedding
-/// ∅ in place of q (classifier-free guidance, Ho & Salimans 2022).
+/// ∅ in place of q (classifier-free guidance, Ho & Salimans 2022). With a stored target
+/// standardisation it denoises standardised targets (see [`Denoiser::target_scaling`]).
 #[derive(Module, Debug)]
 pub struct DiffusionPrior<B: Backend> {
     pub(crate) backbone: ResMlp<B>,
@@ -109,6 +135,8 @@ pub struct DiffusionPrior<B: Backend> {
     pub(crate) query_projection: Linear<B>,
     pub(crate) null_query: Param<Tensor<B, 2>>,
     pub(crate) sigma_data: f64,
+    #[module(skip)]
+    pub(crate) target_scaling: Option<TargetScaling>,
     pub(crate) fourier_features: usize,
     pub(crate) target_dim: usize,
     pub(crate) query_dim: usize,
@@ -145,6 +173,11 @@ impl<B: Backend> DiffusionPrior<B> {
         self.backbone.forward(x_in, vector)
     }
 
+    /// The map from the prior's own (standardised) space to catalogue units, if it has one.
+    pub fn scaling(&self) -> Option<&TargetScaling> {
+        self.target_scaling.as_ref()
+    }
+
     /// Number of trainable scalars.
     pub fn parameter_count(&self) -> usize {
         self.num_params()
@@ -171,4 +204,36 @@ impl<B: Backend> Denoiser<B> for DiffusionPrior<B> {
         let f = self.network_output(x.clone() * s.c_in, s.c_noise, cond);
         Ok(x * s.c_skip + f * s.c_out)
     }
+
+    fn target_scaling(&self) -> Option<&TargetScaling> {
+        self.target_scaling.as_ref()
+    }
+}
+
+/// The target standardisation stored as `shift`/`scale` in a model configuration (both empty =
+/// none).
+pub(crate) fn target_scaling_of(
+    target_dim: usize,
+    shift: &[f32],
+    scale: &[f32],
+) -> Result<Option<TargetScaling>> {
+    if shift.is_empty() && scale.is_empty() {
+        return Ok(None);
+    }
+    if shift.len() != target_dim || scale.len() != target_dim {
+        return Err(ModelError::InvalidConfig {
+            field: "target_shift/target_scale",
+            reason: format!(
+                "{} shifts and {} scales for {target_dim} target dimensions",
+                shift.len(),
+                scale.len()
+            ),
+        });
+    }
+    TargetScaling::new(shift.to_vec(), scale.to_vec())
+        .map(Some)
+        .map_err(|e| ModelError::InvalidConfig {
+            field: "target_shift/target_scale",
+            reason: e.to_string(),
+        })
 }

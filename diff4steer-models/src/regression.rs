@@ -5,10 +5,12 @@ use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{backend::Backend, Tensor};
 use diff4steer_core::tensor_util::row_norm;
+use diff4steer_core::TargetScaling;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::backend_rng_lock;
 use crate::network::{ResMlp, ResMlpConfig};
+use crate::prior::target_scaling_of;
 use crate::{ModelError, Result};
 
 /// The training loss of the regression baseline.
@@ -34,6 +36,16 @@ pub struct RegressionConfig {
     /// The residual MLP (the same backbone as the prior, without the noise input).
     #[config(default = "ResMlpConfig::new()")]
     pub network: ResMlpConfig,
+    /// Train on standardised targets (as [`crate::DiffusionPriorConfig::standardise_targets`]);
+    /// predictions come out in catalogue units.
+    #[config(default = true)]
+    pub standardise_targets: bool,
+    /// Per-dimension shift of the target standardisation; empty = none. Set by training.
+    #[config(default = "Vec::new()")]
+    pub target_shift: Vec<f32>,
+    /// Per-dimension scale of the target standardisation; empty with `target_shift`.
+    #[config(default = "Vec::new()")]
+    pub target_scale: Vec<f32>,
 }
 
 impl RegressionConfig {
@@ -48,7 +60,16 @@ impl RegressionConfig {
                 reason: "dimensions must be at least 1".into(),
             });
         }
+        self.target_scaling()?;
         self.network.validate()
+    }
+
+    /// The stored target standardisation, `None` when there is none.
+    ///
+    /// # Errors
+    /// As [`crate::DiffusionPriorConfig::target_scaling`].
+    pub fn target_scaling(&self) -> Result<Option<TargetScaling>> {
+        target_scaling_of(self.target_dim, &self.target_shift, &self.target_scale)
     }
 
     /// A lower bound on the model's parameter count (its weight matrices), saturating.
@@ -81,6 +102,7 @@ impl RegressionConfig {
             query_projection: LinearConfig::new(self.query_dim, self.network.embedding_dim)
                 .init(device),
             cosine_loss: self.loss == RegressionLoss::Cosine,
+            target_scaling: self.target_scaling()?,
             target_dim: self.target_dim,
             query_dim: self.query_dim,
         })
@@ -95,14 +117,36 @@ pub struct RegressionModel<B: Backend> {
     backbone: ResMlp<B>,
     query_projection: Linear<B>,
     cosine_loss: bool,
+    #[module(skip)]
+    target_scaling: Option<TargetScaling>,
     target_dim: usize,
     query_dim: usize,
 }
 
 impl<B: Backend> RegressionModel<B> {
-    /// One prediction per query row: `[batch, query_dim] → [batch, target_dim]` (unit norm when
-    /// trained with the cosine loss).
+    /// One prediction per query row in catalogue units: `[batch, query_dim] → [batch,
+    /// target_dim]`. With the cosine loss the prediction has unit norm in the model's units (√dim
+    /// there when the targets were standardised: the root-mean-square norm of standardised
+    /// training targets, so the point lies among them), then mapped to catalogue units.
     pub fn predict(&self, queries: Tensor<B, 2>) -> Tensor<B, 2> {
+        let out = self.predict_model_units(queries);
+        match &self.target_scaling {
+            None => out,
+            Some(map) => {
+                let out = if self.cosine_loss {
+                    out.mul_scalar((self.target_dim as f64).sqrt())
+                } else {
+                    out
+                };
+                map.to_catalogue(out)
+                    .expect("the scaling has the model's target width (checked at init)")
+            }
+        }
+    }
+
+    /// The prediction in the model's own (standardised) units, what training compares with the
+    /// standardised targets (unit norm with the cosine loss).
+    pub fn predict_model_units(&self, queries: Tensor<B, 2>) -> Tensor<B, 2> {
         let out = self
             .backbone
             .forward(queries.clone(), self.query_projection.forward(queries));
@@ -111,6 +155,11 @@ impl<B: Backend> RegressionModel<B> {
         } else {
             out
         }
+    }
+
+    /// The map from the model's own units to catalogue units, if it was trained standardised.
+    pub fn scaling(&self) -> Option<&TargetScaling> {
+        self.target_scaling.as_ref()
     }
 
     /// The loss this model is trained with.

@@ -44,7 +44,7 @@ fn check_queries<B: Backend>(queries: &Tensor<B, 2>, query_dim: usize, k: usize)
 
 /// K samples per query from a (possibly guided or steered) diffusion prior with a [`Sampler`].
 /// Sample j of query q uses noise stream q·k + j of `seed`, so a query's seeds do not depend on
-/// the other queries in the batch.
+/// the other queries in the batch. Seeds are in catalogue units (as [`Sampler::sample`]).
 #[derive(Debug, Clone)]
 pub struct PriorSeeds<D> {
     denoiser: D,
@@ -71,6 +71,7 @@ impl<B: Backend, D: Denoiser<B>> SeedGenerator<B> for PriorSeeds<D> {
         check_queries(&queries, self.denoiser.cond_dim(), k)?;
         let n = queries.dims()[0];
         let cond = Conditioning::from_validated(queries, vec![false; n])?.fit_batch(n * k)?;
+        // In catalogue units: `Sampler::sample` maps a rescaled denoiser's samples back.
         self.sampler
             .sample(&self.denoiser, &cond, &mut SeededNoise::new(seed))
     }

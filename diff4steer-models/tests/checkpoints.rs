@@ -86,7 +86,26 @@ fn save_then_load_gives_bit_identical_outputs() {
     let (model, history) = train_into(25, Output::new(dir.path()));
     let (loaded, config) = load_prior::<TestBackend>(dir.path(), &Default::default()).unwrap();
     assert_eq!(outputs(&model), outputs(&loaded));
-    assert!((config.sigma_data - data().target_std()).abs() < 1e-12);
+    // Trained on standardised targets (the default): the stored shift is each column's mean, and
+    // σ_d the spread of the standardised targets.
+    let scaling = config
+        .target_scaling()
+        .unwrap()
+        .expect("standardised by default");
+    let targets = data().targets().to_vec();
+    for (c, &shift) in scaling.shift().iter().enumerate() {
+        let mean = targets
+            .iter()
+            .skip(c)
+            .step_by(3)
+            .map(|&v| f64::from(v))
+            .sum::<f64>()
+            / 300.0;
+        assert!((f64::from(shift) - mean).abs() < 1e-6, "column {c}");
+    }
+    let standardised = data().to_model_units(&scaling).unwrap();
+    assert!((config.sigma_data - standardised.target_std()).abs() < 1e-12);
+    assert!((config.sigma_data - 1.0).abs() < 1e-6);
     // The newest checkpoint and one before it are kept; the loss curve is written.
     let checkpoint = Checkpoint::open(dir.path()).unwrap();
     assert_eq!(checkpoint.step(), 25);
@@ -233,7 +252,15 @@ fn regression_checkpoints_round_trip() {
     .unwrap();
     let (loaded, loaded_config) =
         load_regression::<TestBackend>(dir.path(), &Default::default()).unwrap();
-    assert_eq!(loaded_config, config);
+    // The stored configuration is the given one plus the fitted standardisation.
+    assert_eq!(loaded_config.target_shift.len(), 3);
+    assert_eq!(
+        loaded_config
+            .clone()
+            .with_target_shift(vec![])
+            .with_target_scale(vec![]),
+        config
+    );
     let q = Tensor::<TestBackend, 2>::from_floats([[0.1, 0.2, 0.3, 0.4, 0.5]], &Default::default());
     assert_eq!(rows(model.predict(q.clone())), rows(loaded.predict(q)));
     assert!(matches!(
@@ -370,8 +397,11 @@ fn cosine_regression_predicts_unit_vectors_and_learns_the_direction() {
     let queries = diff4steer_core::SeededNoise::new(1).normal_host(200, 5);
     let targets: Vec<f32> = (0..200).flat_map(|_| [0.6f32, 0.8, 0.0]).collect();
     let data = PairData::from_vecs(queries, 5, targets, 3).unwrap();
+    // Constant targets: standardising them would leave nothing to learn, so this test trains in
+    // catalogue units.
     let config = RegressionConfig::new(3, 5)
         .with_loss(RegressionLoss::Cosine)
+        .with_standardise_targets(false)
         .with_network(prior_config().network.with_dropout(0.0));
     let (model, report) = train_regression::<TestAutodiff>(
         &config,

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use diff4steer_core::tensor_util::to_host_f32;
-use diff4steer_core::{check_denoiser_inputs, Conditioning, Denoiser};
+use diff4steer_core::{check_denoiser_inputs, Conditioning, Denoiser, TargetScaling};
 
 use super::prior::{FastPrior, FastScratch, HostCondition};
 
@@ -16,6 +16,10 @@ impl<B: Backend> Denoiser<B> for FastPrior {
 
     fn cond_dim(&self) -> usize {
         self.query_dim()
+    }
+
+    fn target_scaling(&self) -> Option<&TargetScaling> {
+        self.scaling()
     }
 
     /// The same denoised estimate as the [`DiffusionPrior`](crate::DiffusionPrior) it was copied

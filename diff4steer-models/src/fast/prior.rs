@@ -3,6 +3,7 @@
 
 use burn::tensor::backend::Backend;
 use diff4steer_core::tensor_util::to_host_f32;
+use diff4steer_core::TargetScaling;
 use diff4steer_index::dense::Threads;
 
 use super::kernels::{for_row_chunks, silu_in_place, FilmKernel};
@@ -105,6 +106,7 @@ pub struct FastPrior {
     noise_out: HostLinear,
     query_projection: HostLinear,
     null_query: Vec<f32>,
+    target_scaling: Option<TargetScaling>,
     threads: Threads,
 }
 
@@ -145,8 +147,14 @@ impl FastPrior {
             noise_out,
             query_projection: HostLinear::from_burn(&prior.query_projection)?,
             null_query: to_host_f32(prior.null_query.val())?,
+            target_scaling: prior.target_scaling.clone(),
             threads: Threads::Pool,
         })
+    }
+
+    /// The map from the prior's own (standardised) space to catalogue units, if it has one.
+    pub fn scaling(&self) -> Option<&TargetScaling> {
+        self.target_scaling.as_ref()
     }
 
     /// Whether the GEMMs may use rayon's pool ([`Threads::Pool`], the default) or run on the

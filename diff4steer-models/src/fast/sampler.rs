@@ -117,13 +117,10 @@ impl FastSampler {
                 SamplerKind::Heun => {
                     let s = sigma as f32;
                     let dt = (sigma_next - sigma) as f32;
-                    let derivative: Vec<f32> = {
-                        let denoised = model.denoise(&x, sigma, scratch);
-                        x.iter()
-                            .zip(denoised)
-                            .map(|(&xv, &d)| (xv - d) / s)
-                            .collect()
-                    };
+                    let denoised = model.denoise(&x, sigma, scratch);
+                    for ((dv, &xv), &d) in derivative.iter_mut().zip(&x).zip(denoised) {
+                        *dv = (xv - d) / s;
+                    }
                     for ((xe, &xv), &d) in x_next.iter_mut().zip(&x).zip(&derivative) {
                         *xe = xv + d * dt;
                     }
@@ -162,6 +159,9 @@ impl FastSampler {
         if self.final_denoise {
             let denoised = model.denoise(&x, last[0].0, scratch);
             x.copy_from_slice(denoised);
+        }
+        if let Some(map) = prior.scaling() {
+            map.to_catalogue_host(&mut x)?;
         }
         Ok(x)
     }

@@ -146,7 +146,11 @@ impl Sampler {
         &self.sigmas
     }
 
-    /// Draws one sample per row of `cond`: x_0 ~ N(0, σ_max² I), then [`Sampler::run`].
+    /// Draws one sample per row of `cond`: x_0 ~ N(0, σ_max² I), then [`Sampler::run`]. The
+    /// samples are in catalogue units: for a denoiser that works in a rescaled space
+    /// ([`Denoiser::target_scaling`], a prior trained on standardised targets) the final state is
+    /// mapped back (the trajectory itself, and the states a callback sees, stay in the
+    /// denoiser's space).
     ///
     /// # Errors
     /// As [`Sampler::run`].
@@ -174,11 +178,16 @@ impl Sampler {
         let x = noise
             .normal([cond.batch(), denoiser.dim()], &device)
             .mul_scalar(self.sigmas.sigma_max());
-        self.run(denoiser, x, cond, noise, callback)
+        let samples = self.run(denoiser, x, cond, noise, callback)?;
+        match denoiser.target_scaling() {
+            None => Ok(samples),
+            Some(map) => Ok(map.to_catalogue(samples)?),
+        }
     }
 
     /// Runs the sampler from a given state `x` at σ_max (`[batch, dim]`), e.g. the output of
-    /// inversion. `cond` has `batch` rows, or a number of rows dividing `batch` (one per query,
+    /// inversion. Start and result are in the denoiser's own space (map them with its
+    /// [`Denoiser::target_scaling`] where it has one). `cond` has `batch` rows, or a number of rows dividing `batch` (one per query,
     /// repeated query-major).
     ///
     /// # Errors

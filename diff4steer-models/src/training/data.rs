@@ -13,11 +13,22 @@ use crate::{ModelError, Result};
 /// row-major `f32`. The same query may appear in many rows with different targets: that is how a
 /// distribution per query is learned. Validated on construction: same row count, at least one
 /// row and column, every value finite.
+///
+/// Two optional additions shape what training sees:
+/// - target-only rows ([`PairData::with_unconditional_targets`]): targets without a query, which
+///   always train the null condition ∅ of the prior (the unconditional model classifier-free
+///   guidance relies on) and which the regression baseline skips;
+/// - sampling weights ([`PairData::with_weights`]): a row is drawn with probability ∝ its weight
+///   instead of uniformly (to balance kinds of pairs, e.g. captions against aspect labels).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairData {
     queries: Vec<f32>,
     targets: Vec<f32>,
     rows: usize,
+    /// Rows `conditional..rows` are target-only (their query cells are zeros).
+    conditional: usize,
+    /// Cumulative sampling weights (one per row, the last is the total), if any.
+    cumulative_weights: Option<Vec<f64>>,
     query_dim: usize,
     target_dim: usize,
 }
@@ -81,9 +92,117 @@ impl PairData {
             queries,
             targets,
             rows,
+            conditional: rows,
+            cumulative_weights: None,
             query_dim,
             target_dim,
         })
+    }
+
+    /// Appends target-only rows (`targets` row-major, `target_dim` wide): they always train the
+    /// null condition. Weights set before are dropped (set them after).
+    ///
+    /// # Errors
+    /// [`ModelError::Data`] for a ragged buffer or NaN/±Inf.
+    pub fn with_unconditional_targets(mut self, targets: Vec<f32>) -> Result<Self> {
+        if !targets.len().is_multiple_of(self.target_dim) {
+            return Err(data_error(
+                "target-only rows",
+                format!(
+                    "{} values are not whole rows of {}",
+                    targets.len(),
+                    self.target_dim
+                ),
+            ));
+        }
+        if let Some(i) = targets.iter().position(|v| !v.is_finite()) {
+            return Err(data_error(
+                "target-only rows",
+                format!("non-finite value at row {}", i / self.target_dim),
+            ));
+        }
+        let added = targets.len() / self.target_dim;
+        self.queries
+            .resize(self.queries.len() + added * self.query_dim, 0.0);
+        self.targets.extend(targets);
+        self.rows += added;
+        self.cumulative_weights = None;
+        Ok(self)
+    }
+
+    /// Draws row r with probability weights[r] / Σ weights (one weight per row, target-only rows
+    /// included, in row order).
+    ///
+    /// # Errors
+    /// [`ModelError::Data`] for another number of weights, a negative or non-finite weight, or
+    /// weights that sum to 0.
+    pub fn with_weights(mut self, weights: &[f64]) -> Result<Self> {
+        if weights.len() != self.rows {
+            return Err(data_error(
+                "sampling weights",
+                format!("{} weights for {} rows", weights.len(), self.rows),
+            ));
+        }
+        if let Some(w) = weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+            return Err(data_error(
+                "sampling weights",
+                format!("every weight must be finite and ≥ 0, got {w}"),
+            ));
+        }
+        let mut total = 0.0;
+        let cumulative: Vec<f64> = weights
+            .iter()
+            .map(|w| {
+                total += w;
+                total
+            })
+            .collect();
+        if total <= 0.0 {
+            return Err(data_error("sampling weights", "they sum to 0"));
+        }
+        self.cumulative_weights = Some(cumulative);
+        Ok(self)
+    }
+
+    /// Rows with a query (the first ones); the rest are target-only.
+    pub fn conditional_rows(&self) -> usize {
+        self.conditional
+    }
+
+    /// Whether row `row` has a query.
+    pub fn is_conditional(&self, row: usize) -> bool {
+        row < self.conditional
+    }
+
+    /// Draws one row index: by the sampling weights when set, else uniformly; with
+    /// `conditional_only`, among the rows with a query (target-only rows are redrawn, or, without
+    /// weights, never drawn).
+    pub fn draw_row(&self, rng: &mut ChaCha8Rng, conditional_only: bool) -> usize {
+        use rand::RngExt;
+        let end = if conditional_only {
+            self.conditional
+        } else {
+            self.rows
+        };
+        match &self.cumulative_weights {
+            None => rng.random_range(0..end),
+            Some(cumulative) => {
+                // Inverse-CDF draw: the first row whose cumulative weight exceeds u.
+                let u = rng.random::<f64>() * cumulative[end - 1];
+                cumulative[..end].partition_point(|&c| c <= u).min(end - 1)
+            }
+        }
+    }
+
+    /// The same pairs with every target mapped into a model's units by `map` (u = (z − μ)/s).
+    ///
+    /// # Errors
+    /// [`ModelError::Data`] when `map` is for another target width.
+    pub fn to_model_units(&self, map: &diff4steer_core::TargetScaling) -> Result<Self> {
+        let mut out = self.clone();
+        map.to_model_host(&mut out.targets)
+            .map_err(|e| data_error("targets", e.to_string()))?;
+        Ok(out)
     }
 
     /// Pairs from two .npy files of `float32` matrices with the same number of rows.
@@ -126,7 +245,8 @@ impl PairData {
         &self.targets
     }
 
-    /// Standard deviation of all target entries (σ_d of EDM preconditioning), in f64.
+    /// Standard deviation of all target entries (σ_d of EDM preconditioning), in f64, over
+    /// every row (target-only rows included).
     pub fn target_std(&self) -> f64 {
         let n = self.targets.len() as f64;
         let mean = self.targets.iter().map(|&v| v as f64).sum::<f64>() / n;
@@ -150,11 +270,19 @@ impl PairData {
         (q, t)
     }
 
-    /// Splits off a seeded random `fraction` of the rows as validation data: (train, valid).
+    /// Splits off a seeded random `fraction` of the rows as validation data: (train, valid), both
+    /// plain pairs.
     ///
     /// # Errors
-    /// [`ModelError::InvalidConfig`] when either side would be empty.
+    /// [`ModelError::InvalidConfig`] when either side would be empty, or when the data already
+    /// has target-only rows or sampling weights (split first, then add them).
     pub fn split(&self, fraction: f64, seed: u64) -> Result<(Self, Self)> {
+        if self.conditional < self.rows || self.cumulative_weights.is_some() {
+            return Err(ModelError::InvalidConfig {
+                field: "validation split",
+                reason: "split the pairs before adding target-only rows or sampling weights".into(),
+            });
+        }
         let n_valid = (self.rows as f64 * fraction).round() as usize;
         if !(0.0..1.0).contains(&fraction) || n_valid == 0 || n_valid >= self.rows {
             return Err(ModelError::InvalidConfig {

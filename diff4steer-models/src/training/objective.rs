@@ -31,12 +31,15 @@ pub struct Batch<B: Backend> {
 }
 
 impl<B: Backend> Batch<B> {
-    /// Draws a batch from `rng`: `batch` rows uniformly with replacement (or `rows` when given),
-    /// then σ, ε and the dropout flags, in that order.
+    /// Draws a batch from `rng`: `batch` rows with replacement ([`PairData::draw_row`]: by the
+    /// data's sampling weights, else uniformly; with `conditional_only`, only rows with a query),
+    /// or `rows` when given, then σ, ε and the dropout flags, in that order. Target-only rows are
+    /// always null rows.
     pub fn draw(
         data: &PairData,
         rows: Option<&[usize]>,
         batch: usize,
+        conditional_only: bool,
         config: &TrainingConfig,
         rng: &mut ChaCha8Rng,
         device: &B::Device,
@@ -44,7 +47,7 @@ impl<B: Backend> Batch<B> {
         let picked: Vec<usize> = match rows {
             Some(r) => r.to_vec(),
             None => (0..batch)
-                .map(|_| rng.random_range(0..data.rows()))
+                .map(|_| data.draw_row(rng, conditional_only))
                 .collect(),
         };
         let n = picked.len();
@@ -57,8 +60,12 @@ impl<B: Backend> Batch<B> {
         let noise: Vec<f32> = (0..n * data.target_dim())
             .map(|_| rng.sample::<f64, _>(StandardNormal) as f32)
             .collect();
-        let null_rows = (0..n)
-            .map(|_| rng.random::<f64>() < config.cond_dropout)
+        let null_rows = picked
+            .iter()
+            .map(|&r| {
+                let dropped = rng.random::<f64>() < config.cond_dropout;
+                dropped || !data.is_conditional(r)
+            })
             .collect();
         Self {
             queries: Tensor::from_data(TensorData::new(q, [n, data.query_dim()]), device),
@@ -85,6 +92,12 @@ pub trait TrainableModel<B: Backend>: Module<B> {
     /// # Errors
     /// Shape errors of the model call.
     fn loss(&self, batch: &Batch<B>) -> Result<Tensor<B, 1>>;
+
+    /// Whether the model learns from target-only rows (the prior's null condition does; a
+    /// regression, which needs a query, does not).
+    fn learns_from_target_only_rows(&self) -> bool {
+        true
+    }
 }
 
 impl<B: Backend> TrainableModel<B> for DiffusionPrior<B> {
@@ -103,9 +116,10 @@ impl<B: Backend> TrainableModel<B> for DiffusionPrior<B> {
 }
 
 impl<B: Backend> TrainableModel<B> for RegressionModel<B> {
-    /// MSE: mean (R(q) − z)²; cosine: mean (1 − cos(R(q), z)). The noise draws are unused.
+    /// MSE: mean (R(q) − z)²; cosine: mean (1 − cos(R(q), z)), in the model's own units. The
+    /// noise draws are unused.
     fn loss(&self, batch: &Batch<B>) -> Result<Tensor<B, 1>> {
-        let predicted = self.predict(batch.queries.clone());
+        let predicted = self.predict_model_units(batch.queries.clone());
         Ok(match self.loss_kind() {
             RegressionLoss::Mse => (predicted - batch.targets.clone()).square().mean(),
             RegressionLoss::Cosine => {
@@ -115,5 +129,9 @@ impl<B: Backend> TrainableModel<B> for RegressionModel<B> {
                 cos.neg().add_scalar(1.0).mean()
             }
         })
+    }
+
+    fn learns_from_target_only_rows(&self) -> bool {
+        false
     }
 }

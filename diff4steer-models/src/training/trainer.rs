@@ -7,6 +7,7 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::record::Recorder;
 use burn::tensor::{backend::AutodiffBackend, backend::Backend, ElementConversion};
+use diff4steer_core::TargetScaling;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::checkpoint::{encode_module, parameter_shapes, recorder, CheckpointState};
@@ -85,8 +86,10 @@ impl<'a> Output<'a> {
     }
 }
 
-/// Trains a [`DiffusionPrior`] with the EDM loss on `data` (σ_d is estimated from its targets and
-/// stored in the returned configuration and the checkpoints). Returns the EMA model.
+/// Trains a [`DiffusionPrior`] with the EDM loss on `data`. With
+/// [`DiffusionPriorConfig::standardise_targets`] (the default) the targets are first standardised
+/// with their own per-dimension statistics, which are stored in the returned configuration and
+/// the checkpoints; σ_d is estimated from the (standardised) targets. Returns the EMA model.
 ///
 /// # Errors
 /// [`ModelError::InvalidConfig`] / [`ModelError::Data`] for invalid settings or data that does not
@@ -105,6 +108,8 @@ pub fn train_prior<AB: AutodiffBackend>(
     TrainingReport,
 )> {
     check_dims(config.query_dim, config.target_dim, data, valid)?;
+    let scaling = fitted_scaling(config.standardise_targets, config.target_scaling()?, data)?;
+    let (data, valid) = in_model_units(scaling.as_ref(), data, valid)?;
     let sigma_data = data.target_std();
     if sigma_data.is_nan() || sigma_data <= 0.0 {
         return Err(ModelError::Data {
@@ -112,21 +117,68 @@ pub fn train_prior<AB: AutodiffBackend>(
             reason: "all target values are equal (σ_data = 0)".into(),
         });
     }
-    let config = config.clone().with_sigma_data(sigma_data);
+    let (shift, scale) = scaling_vectors(scaling.as_ref());
+    let config = config
+        .clone()
+        .with_sigma_data(sigma_data)
+        .with_target_shift(shift)
+        .with_target_scale(scale);
     let spec = ModelSpec::DiffusionPrior(config.clone());
     let (model, report) = fit::<AB, DiffusionPrior<AB>>(
         &spec,
         || config.init_holding_rng_lock::<AB>(device),
         training,
-        data,
-        valid,
+        &data,
+        valid.as_ref(),
         output,
         device,
     )?;
     Ok((model, config, report))
 }
 
-/// Trains a [`RegressionModel`] on `data`. Returns the EMA model.
+/// The target standardisation a run trains with: the one stored in the configuration (a
+/// resumed or user-given one), else, when `standardise`, the statistics of `data`'s targets.
+fn fitted_scaling(
+    standardise: bool,
+    stored: Option<TargetScaling>,
+    data: &PairData,
+) -> Result<Option<TargetScaling>> {
+    if stored.is_some() || !standardise {
+        return Ok(stored);
+    }
+    TargetScaling::standardising(data.targets(), data.target_dim())
+        .map(Some)
+        .map_err(|e| ModelError::Data {
+            source_name: "targets".into(),
+            reason: e.to_string(),
+        })
+}
+
+/// `data` and `valid` with their targets in the model's units (unchanged without a scaling).
+fn in_model_units(
+    scaling: Option<&TargetScaling>,
+    data: &PairData,
+    valid: Option<&PairData>,
+) -> Result<(PairData, Option<PairData>)> {
+    match scaling {
+        None => Ok((data.clone(), valid.cloned())),
+        Some(map) => Ok((
+            data.to_model_units(map)?,
+            valid.map(|v| v.to_model_units(map)).transpose()?,
+        )),
+    }
+}
+
+/// The (shift, scale) vectors a configuration stores for `scaling` (empty for none).
+fn scaling_vectors(scaling: Option<&TargetScaling>) -> (Vec<f32>, Vec<f32>) {
+    scaling.map_or((Vec::new(), Vec::new()), |m| {
+        (m.shift().to_vec(), m.scale().to_vec())
+    })
+}
+
+/// Trains a [`RegressionModel`] on `data`'s pairs (target-only rows are skipped), on
+/// standardised targets when [`RegressionConfig::standardise_targets`] (the default), like
+/// [`train_prior`]. Returns the EMA model.
 ///
 /// # Errors
 /// As [`train_prior`].
@@ -139,13 +191,27 @@ pub fn train_regression<AB: AutodiffBackend>(
     device: &AB::Device,
 ) -> Result<(RegressionModel<AB::InnerBackend>, TrainingReport)> {
     check_dims(config.query_dim, config.target_dim, data, valid)?;
+    if data.conditional_rows() == 0 {
+        return Err(ModelError::Data {
+            source_name: "training data".into(),
+            reason: "has no pair with a query (a regression cannot learn from target-only rows)"
+                .into(),
+        });
+    }
+    let scaling = fitted_scaling(config.standardise_targets, config.target_scaling()?, data)?;
+    let (data, valid) = in_model_units(scaling.as_ref(), data, valid)?;
+    let (shift, scale) = scaling_vectors(scaling.as_ref());
+    let config = config
+        .clone()
+        .with_target_shift(shift)
+        .with_target_scale(scale);
     let spec = ModelSpec::Regression(config.clone());
     fit::<AB, RegressionModel<AB>>(
         &spec,
         || config.init_holding_rng_lock::<AB>(device),
         training,
-        data,
-        valid,
+        &data,
+        valid.as_ref(),
         output,
         device,
     )
@@ -251,7 +317,15 @@ where
     for step in start..end {
         AB::seed(device, seed_for_step(training.seed, step));
         let mut rng = Batch::<AB>::step_rng(training.seed, step);
-        let batch = Batch::<AB>::draw(data, None, training.batch_size, training, &mut rng, device);
+        let batch = Batch::<AB>::draw(
+            data,
+            None,
+            training.batch_size,
+            !model.learns_from_target_only_rows(),
+            training,
+            &mut rng,
+            device,
+        );
         let loss = model.loss(&batch)?;
         let loss_value: f64 = loss.clone().into_scalar().elem();
         if !loss_value.is_finite() {
@@ -362,15 +436,26 @@ fn validation_loss<B: Backend, M: TrainableModel<B>>(
     training: &TrainingConfig,
     device: &B::Device,
 ) -> Result<f64> {
-    let rows: Vec<usize> = (0..data.rows()).collect();
+    let all_rows = model.learns_from_target_only_rows();
+    let rows: Vec<usize> = (0..data.rows())
+        .filter(|&r| all_rows || data.is_conditional(r))
+        .collect();
     let mut total = 0.0;
     for (chunk_index, chunk) in rows.chunks(training.batch_size).enumerate() {
         let mut rng = Batch::<B>::step_rng(training.seed ^ VALIDATION_STREAM_SALT, chunk_index);
-        let batch = Batch::<B>::draw(data, Some(chunk), chunk.len(), training, &mut rng, device);
+        let batch = Batch::<B>::draw(
+            data,
+            Some(chunk),
+            chunk.len(),
+            false,
+            training,
+            &mut rng,
+            device,
+        );
         let loss: f64 = model.loss(&batch)?.into_scalar().elem();
         total += loss * chunk.len() as f64;
     }
-    Ok(total / data.rows() as f64)
+    Ok(total / rows.len().max(1) as f64)
 }
 
 fn progress_bar(training: &TrainingConfig, start: usize) -> ProgressBar {
