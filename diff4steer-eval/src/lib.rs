@@ -12,6 +12,8 @@
 //! - [`io`]: .npy matrices and labels, TSV tables, TREC run and qrels files;
 //! - [`datasets`]: the real data of `../shared/data` (when present): `jamendo-mood` and MusicCaps
 //!   with VGGish audio;
+//! - [`protocols`]: the MusicCaps text → music protocols (caption → clip, aspect → clips,
+//!   steering) and their scores;
 //! - [`synthetic`]: the seeded "music world" with known, multi-modal truth.
 //!
 //! ## Quick start
@@ -40,6 +42,7 @@ pub mod diversity;
 pub mod error;
 pub mod io;
 pub mod metric;
+pub mod protocols;
 pub mod ranking;
 pub mod spectrum;
 pub mod synthetic;

@@ -13,6 +13,7 @@
 //!   learned null query) and [`RegressionModel`], the one-point baseline;
 //! - [`training`]: EDM training with AdamW, warm-up + cosine decay, global-norm clipping, EMA,
 //!   validation, atomic checkpoints and exact resume;
+//! - [`baselines`]: the closed-form anchors [`RidgeRegression`] and [`NearestQuerySeeds`];
 //! - [`SeedGenerator`]: K seeds per query from either model ([`PriorSeeds`] or the regression's K
 //!   copies), the interface retrieval consumes.
 //!
@@ -39,6 +40,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod baselines;
 pub mod error;
 pub mod fast;
 pub mod inversion;
@@ -52,6 +54,7 @@ pub mod sampling;
 pub mod seeds;
 pub mod training;
 
+pub use baselines::{NearestQuerySeeds, RidgeRegression};
 pub use error::{ModelError, Result};
 pub use inversion::invert;
 pub use likelihood::{log_likelihood, TraceEstimator};

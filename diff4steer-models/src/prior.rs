@@ -26,6 +26,13 @@ pub struct DiffusionPriorConfig {
     /// The residual MLP.
     #[config(default = "ResMlpConfig::new()")]
     pub network: ResMlpConfig,
+    /// Also add a linear projection of the query to the backbone's first hidden layer (beside its
+    /// FiLM path). Our design: through FiLM alone, which modulates normalised features by a
+    /// vector that also carries the noise level, a caption's small differences from other
+    /// captions barely reach the output (a 256×3 prior trained on MusicCaps ignored its caption
+    /// at every noise level); the input path gives the query the direct access a regression has.
+    #[config(default = true)]
+    pub query_to_input: bool,
     /// Train on standardised targets: training fits the per-dimension mean and standard
     /// deviation of its targets, stores them here, and the prior denoises in those units; seeds
     /// come out in catalogue units ([`TargetScaling`]). On by default: EDM's preconditioning
@@ -80,9 +87,15 @@ impl DiffusionPriorConfig {
         let noise = (2 * net.fourier_features as u128)
             .saturating_add(e)
             .saturating_mul(e);
+        let query_input = if self.query_to_input {
+            (self.query_dim as u128).saturating_mul(net.width as u128)
+        } else {
+            0
+        };
         net.minimum_parameters(self.target_dim, self.target_dim)
             .saturating_add(noise)
             .saturating_add((self.query_dim as u128).saturating_mul(e))
+            .saturating_add(query_input)
     }
 
     /// A freshly initialised prior. Weights come from the backend's process-wide RNG (call
@@ -108,6 +121,11 @@ impl DiffusionPriorConfig {
             noise_in: LinearConfig::new(2 * net.fourier_features, net.embedding_dim).init(device),
             noise_out: LinearConfig::new(net.embedding_dim, net.embedding_dim).init(device),
             query_projection: LinearConfig::new(self.query_dim, net.embedding_dim).init(device),
+            query_input: self.query_to_input.then(|| {
+                LinearConfig::new(self.query_dim, net.width)
+                    .with_bias(false)
+                    .init(device)
+            }),
             null_query: Param::from_tensor(Tensor::random(
                 [1, self.query_dim],
                 Distribution::Normal(0.0, 1.0),
@@ -133,6 +151,7 @@ pub struct DiffusionPrior<B: Backend> {
     pub(crate) noise_in: Linear<B>,
     pub(crate) noise_out: Linear<B>,
     pub(crate) query_projection: Linear<B>,
+    pub(crate) query_input: Option<Linear<B>>,
     pub(crate) null_query: Param<Tensor<B, 2>>,
     pub(crate) sigma_data: f64,
     #[module(skip)]
@@ -150,27 +169,35 @@ impl<B: Backend> DiffusionPrior<B> {
         }
     }
 
+    /// The effective query per row: q, or the learned null query ∅ on null rows.
+    fn effective_query(&self, cond: &Conditioning<B>) -> Tensor<B, 2> {
+        let mask = cond.null_mask();
+        let null = self.null_query.val().expand([cond.batch(), self.query_dim]);
+        cond.embeddings().clone() * (mask.clone().neg().add_scalar(1.0)) + null * mask
+    }
+
     /// The FiLM conditioning vector MLP(Fourier(c_noise)) + W·q_eff, `[batch, embedding_dim]`.
-    fn conditioning_vector(&self, c_noise: Tensor<B, 2>, cond: &Conditioning<B>) -> Tensor<B, 2> {
+    fn conditioning_vector(&self, c_noise: Tensor<B, 2>, query: Tensor<B, 2>) -> Tensor<B, 2> {
         let noise = self.noise_out.forward(silu(
             self.noise_in
                 .forward(fourier_features(c_noise, self.fourier_features)),
         ));
-        let mask = cond.null_mask();
-        let null = self.null_query.val().expand([cond.batch(), self.query_dim]);
-        let query = cond.embeddings().clone() * (mask.clone().neg().add_scalar(1.0)) + null * mask;
         noise + self.query_projection.forward(query)
     }
 
-    /// The raw network F_θ(c_in·x, c_noise, q), before the output scaling.
+    /// The raw network F_θ(c_in·x, c_noise, q), before the output scaling: the backbone with
+    /// FiLM vector MLP(Fourier(c_noise)) + W·q_eff and, with `query_to_input`, V·q_eff added to
+    /// its first hidden layer.
     pub fn network_output(
         &self,
         x_in: Tensor<B, 2>,
         c_noise: Tensor<B, 2>,
         cond: &Conditioning<B>,
     ) -> Tensor<B, 2> {
-        let vector = self.conditioning_vector(c_noise, cond);
-        self.backbone.forward(x_in, vector)
+        let query = self.effective_query(cond);
+        let offset = self.query_input.as_ref().map(|l| l.forward(query.clone()));
+        let vector = self.conditioning_vector(c_noise, query);
+        self.backbone.forward_with_offset(x_in, offset, vector)
     }
 
     /// The map from the prior's own (standardised) space to catalogue units, if it has one.

@@ -1,7 +1,8 @@
 //! The fast CPU inference path for a trained prior: [`FastPrior`] (the network on host buffers,
 //! one GEMM per layer over the whole batch, the conditioning path once per distinct condition),
 //! [`FastSampler`] (deterministic samplers with classifier-free guidance on host buffers) and
-//! [`FastSeeds`] (both behind [`SeedGenerator`](crate::SeedGenerator)).
+//! [`FastSeeds`] (both behind [`SeedGenerator`](crate::SeedGenerator)), and
+//! [`ImplicitClassifier`] (the prior as a relevance scorer, for re-ranking).
 //!
 //! Build it from a trained [`DiffusionPrior`](crate::DiffusionPrior) with
 //! [`FastPrior::from_prior`]; it agrees with the burn model to 1e-5 and serves a query (32 seeds,
@@ -29,9 +30,11 @@ mod kernels;
 mod layers;
 mod prior;
 mod sampler;
+mod scorer;
 mod seeds;
 
 pub use diff4steer_index::dense::Threads;
 pub use prior::{FastPrior, FastScratch, HostCondition, NamedTensor};
 pub use sampler::FastSampler;
+pub use scorer::{rerank, ImplicitClassifier, ScoreWeighting};
 pub use seeds::FastSeeds;

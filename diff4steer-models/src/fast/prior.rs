@@ -64,6 +64,8 @@ pub struct FastScratch {
     output: Vec<f32>,
     condition: Vec<f32>,
     condition_tmp: Vec<f32>,
+    /// V·q_eff per condition (`[conditions, width]`), for priors with `query_to_input`.
+    input_offset: Vec<f32>,
     film: Vec<Vec<f32>>,
 }
 
@@ -105,6 +107,7 @@ pub struct FastPrior {
     noise_in: HostLinear,
     noise_out: HostLinear,
     query_projection: HostLinear,
+    query_input: Option<HostLinear>,
     null_query: Vec<f32>,
     target_scaling: Option<TargetScaling>,
     threads: Threads,
@@ -146,6 +149,11 @@ impl FastPrior {
             noise_in: HostLinear::from_burn(&prior.noise_in)?,
             noise_out,
             query_projection: HostLinear::from_burn(&prior.query_projection)?,
+            query_input: prior
+                .query_input
+                .as_ref()
+                .map(HostLinear::from_burn)
+                .transpose()?,
             null_query: to_host_f32(prior.null_query.val())?,
             target_scaling: prior.target_scaling.clone(),
             threads: Threads::Pool,
@@ -207,6 +215,9 @@ impl FastPrior {
         lin("noise_in", &self.noise_in, &mut out);
         lin("noise_out", &self.noise_out, &mut out);
         lin("query_projection", &self.query_projection, &mut out);
+        if let Some(query_input) = &self.query_input {
+            lin("query_input", query_input, &mut out);
+        }
         out.push(NamedTensor::new(
             "null_query".into(),
             vec![self.query_dim],
@@ -278,6 +289,13 @@ impl FastPrior {
         let hidden = sized(&mut scratch.hidden, rows * w);
         self.input
             .forward(&scratch.x_in, hidden, false, self.threads);
+        if self.query_input.is_some() {
+            // + V·q_eff, computed once per condition.
+            for (row, &c) in hidden.chunks_exact_mut(w).zip(row_condition) {
+                let offset = &scratch.input_offset[c * w..(c + 1) * w];
+                row.iter_mut().zip(offset).for_each(|(h, o)| *h += o);
+            }
+        }
         for (block, film) in self.blocks.iter().zip(&scratch.film) {
             // inner = LN₂(Linear₁(SiLU(LN₁(h)))), then FiLM and SiLU; h += Linear₂(inner).
             let branch = sized(&mut scratch.branch, rows * w);
@@ -320,7 +338,8 @@ impl FastPrior {
     }
 
     /// Every block's FiLM [γ, β] for each condition, into `scratch.film[block]`
-    /// (`[conditions, 2·width]`): MLP(Fourier(¼·ln σ)) + W·q, SiLU, then each block's FiLM layer.
+    /// (`[conditions, 2·width]`): MLP(Fourier(¼·ln σ)) + W·q, SiLU, then each block's FiLM layer;
+    /// and, with a query input path, V·q into `scratch.input_offset`.
     fn conditioning(&self, conditions: &[HostCondition<'_>], scratch: &mut FastScratch) {
         let (e, n) = (self.embedding_dim, conditions.len());
         let count = self.frequencies.len();
@@ -344,6 +363,10 @@ impl FastPrior {
         }
         self.query_projection
             .forward(queries, vector, true, Threads::Single);
+        if let Some(query_input) = &self.query_input {
+            let offset = sized(&mut scratch.input_offset, n * self.width);
+            query_input.forward(queries, offset, false, Threads::Single);
+        }
         silu_in_place(vector);
         scratch.film.resize(self.blocks.len(), Vec::new());
         for (block, film) in self.blocks.iter().zip(scratch.film.iter_mut()) {

@@ -99,7 +99,20 @@ pub struct ResMlp<B: Backend> {
 impl<B: Backend> ResMlp<B> {
     /// `x` is `[batch, in_dim]`, `cond` is `[batch, embedding_dim]`; returns `[batch, out_dim]`.
     pub fn forward(&self, x: Tensor<B, 2>, cond: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.forward_with_offset(x, None, cond)
+    }
+
+    /// [`Self::forward`] with `offset` (`[batch, width]`) added to the first hidden layer.
+    pub fn forward_with_offset(
+        &self,
+        x: Tensor<B, 2>,
+        offset: Option<Tensor<B, 2>>,
+        cond: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let mut h = self.input.forward(x);
+        if let Some(offset) = offset {
+            h = h + offset;
+        }
         for block in &self.blocks {
             h = block.forward(h, cond.clone());
         }

@@ -164,6 +164,19 @@ impl PairData {
         Ok(self)
     }
 
+    /// The sampling weight of every row, if weights were set.
+    pub fn row_weights(&self) -> Option<Vec<f64>> {
+        self.cumulative_weights.as_ref().map(|c| {
+            c.iter()
+                .scan(0.0, |previous, &total| {
+                    let w = total - *previous;
+                    *previous = total;
+                    Some(w)
+                })
+                .collect()
+        })
+    }
+
     /// Rows with a query (the first ones); the rest are target-only.
     pub fn conditional_rows(&self) -> usize {
         self.conditional

@@ -8,6 +8,7 @@ mod curve;
 mod data;
 mod ema;
 mod objective;
+mod pair_mix;
 mod schedule;
 mod trainer;
 
@@ -18,5 +19,6 @@ pub use curve::{write_loss_csv, write_loss_plot, LossPoint};
 pub use data::PairData;
 pub use ema::ExponentialMovingAverage;
 pub use objective::{Batch, TrainableModel};
+pub use pair_mix::{musiccaps_pairs, PairMix};
 pub use schedule::learning_rate;
 pub use trainer::{train_prior, train_regression, Output, TrainingReport};

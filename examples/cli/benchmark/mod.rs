@@ -1,3 +1,6 @@
+//! `benchmark`: real-data benchmarks. `musiccaps` (module [`musiccaps`]) is text → music on real
+//! VGGish audio of the MusicCaps clips; `jamendo-mood` (below) and `synthetic` score tag queries.
+//!
 //! `benchmark jamendo-mood`: where the prior helps and where it does not, on real audio-derived
 //! vectors (../shared/data/jamendo-mood): train on one split, evaluate on another, against the
 //! regression baseline and three non-learned references.
@@ -8,6 +11,8 @@
 //! tracks' own score for the tag — the classifier itself), "empirical" (32 of the tag's training
 //! tracks as seeds: what a perfect prior would sample). The catalogue is the evaluation split,
 //! preprocessed as none / standardised / whitened (fitted on it).
+
+mod musiccaps;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -52,6 +57,8 @@ pub struct BenchmarkArgs {
 
 #[derive(clap::Subcommand, Debug)]
 enum Dataset {
+    /// MusicCaps captions and aspects → real VGGish audio of the clips (text → music).
+    Musiccaps(musiccaps::MusicCapsArgs),
     /// MTG-Jamendo mood/theme tags over VGGish tag-score vectors.
     JamendoMood(JamendoArgs),
     /// The synthetic music world (multi-modal relevant sets by construction).
@@ -371,6 +378,7 @@ fn steering_curve(
 /// Runs `benchmark`.
 pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
     match &args.dataset {
+        Dataset::Musiccaps(a) => musiccaps::run(a),
         Dataset::JamendoMood(a) => {
             let mood =
                 JamendoMood::load(&a.data).with_context(|| format!("{}", a.data.display()))?;
