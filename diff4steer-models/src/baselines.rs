@@ -59,7 +59,7 @@ pub struct RidgeRegression {
 impl RidgeRegression {
     /// Fits the map on the pairs of `data` (target-only rows are skipped; sampling weights, where
     /// set, weight the rows) with penalty `lambda`; targets are standardised with their own
-    /// statistics first. The normal equations are solved in f64 by Cholesky.
+    /// (weighted) statistics first. The normal equations are solved in f64 by Cholesky.
     ///
     /// # Errors
     /// [`ModelError::InvalidConfig`] for a negative or non-finite λ, or a system that is not
@@ -73,17 +73,25 @@ impl RidgeRegression {
         }
         let (dq, dt) = (data.query_dim(), data.target_dim());
         let rows: Vec<usize> = (0..data.conditional_rows()).collect();
-        let (queries, targets) = data.gather(&rows);
-        let scaling = TargetScaling::standardising(&targets, dt)?;
-        let mut targets = targets;
-        scaling.to_model_host(&mut targets)?;
+        let (queries, mut targets) = data.gather(&rows);
         // Weights rescaled to mean 1 over the rows used, so λ keeps its meaning (a penalty
         // against n unit-weight rows) whatever scale the sampling weights have.
-        let weights = data.row_weights().map(|w| {
-            let used = &w[..rows.len()];
-            let mean = used.iter().sum::<f64>() / used.len() as f64;
-            used.iter().map(|v| v / mean).collect::<Vec<f64>>()
-        });
+        let weights: Vec<f64> = match data.row_weights() {
+            None => vec![1.0; rows.len()],
+            Some(w) => {
+                let used = &w[..rows.len()];
+                let mean = used.iter().sum::<f64>() / used.len() as f64;
+                if mean <= 0.0 {
+                    return Err(ModelError::Data {
+                        source_name: "ridge pairs".into(),
+                        reason: "every pair with a query has weight 0".into(),
+                    });
+                }
+                used.iter().map(|v| v / mean).collect()
+            }
+        };
+        let scaling = weighted_standardising(&targets, dt, &weights)?;
+        scaling.to_model_host(&mut targets)?;
         let mut gram = DMatrix::<f64>::zeros(dq, dq);
         let mut cross = DMatrix::<f64>::zeros(dq, dt);
         for (i, (q, t)) in queries
@@ -91,7 +99,7 @@ impl RidgeRegression {
             .zip(targets.chunks_exact(dt))
             .enumerate()
         {
-            let w = weights.as_ref().map_or(1.0, |w| w[i]);
+            let w = weights[i];
             if w == 0.0 {
                 continue;
             }
@@ -177,6 +185,40 @@ impl<B: Backend> SeedGenerator<B> for RidgeRegression {
             &device,
         ))
     }
+}
+
+/// Per-column mean and standard deviation of `rows` under row weights (mean 1), as a
+/// [`TargetScaling`]; a constant column keeps scale 1.
+fn weighted_standardising(rows: &[f32], dim: usize, weights: &[f64]) -> Result<TargetScaling> {
+    let total: f64 = weights.iter().sum();
+    let mut mean = vec![0.0f64; dim];
+    for (row, &w) in rows.chunks_exact(dim).zip(weights) {
+        mean.iter_mut()
+            .zip(row)
+            .for_each(|(m, &v)| *m += w * f64::from(v));
+    }
+    mean.iter_mut().for_each(|m| *m /= total);
+    let mut var = vec![0.0f64; dim];
+    for (row, &w) in rows.chunks_exact(dim).zip(weights) {
+        for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
+            *s += w * (f64::from(v) - m).powi(2);
+        }
+    }
+    let scale = var
+        .iter()
+        .map(|s| {
+            let sd = (s / total).sqrt() as f32;
+            if sd > diff4steer_core::target_scaling::MIN_SCALE {
+                sd
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    Ok(TargetScaling::new(
+        mean.into_iter().map(|m| m as f32).collect(),
+        scale,
+    )?)
 }
 
 /// The targets of the training pairs whose queries are nearest (cosine) to a query: the k pairs

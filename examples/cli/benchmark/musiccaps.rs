@@ -119,6 +119,9 @@ pub struct MusicCapsArgs {
     /// Weighting of the implicit classifier: edm, elbo or uniform.
     #[arg(long, default_value = "edm")]
     rerank_weighting: String,
+    /// Smallest σ of the sampler's grid (the final denoise happens there).
+    #[arg(long, default_value_t = 0.002)]
+    sigma_min: f64,
     /// Guidance strengths of the CFG sweep.
     #[arg(long, value_delimiter = ',', default_value = "0,0.5,1,2,4")]
     guidance: Vec<f64>,
@@ -132,6 +135,9 @@ pub struct MusicCapsArgs {
     /// the steering curve.
     #[arg(long)]
     quick: bool,
+    /// Run the steering curve even with --quick.
+    #[arg(long)]
+    steering: bool,
     /// Seed of training and sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -438,15 +444,17 @@ fn regression(
 struct SamplerSetting {
     kind: SamplerKind,
     steps: usize,
+    sigma_min: f64,
 }
 
 impl SamplerSetting {
     const DEFAULT: SamplerSetting = SamplerSetting {
         kind: SamplerKind::Heun,
         steps: 16,
+        sigma_min: 0.002,
     };
     fn sigmas(&self) -> Result<Sigmas> {
-        Ok(karras(self.steps, 0.002, 80.0, 7.0)?)
+        Ok(karras(self.steps, self.sigma_min, 80.0, 7.0)?)
     }
     fn label(&self) -> String {
         format!("{} {}", self.kind, self.steps)
@@ -649,7 +657,11 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
     let sampling_started = Instant::now();
     let mut prior_seeds: BTreeMap<String, (Seeds, Seeds)> = BTreeMap::new();
     for &w in &args.guidance {
-        let (c, a, s) = sample_prior(&fast, SamplerSetting::DEFAULT, w, &protocols, args.seed)?;
+        let setting = SamplerSetting {
+            sigma_min: args.sigma_min,
+            ..SamplerSetting::DEFAULT
+        };
+        let (c, a, s) = sample_prior(&fast, setting, w, &protocols, args.seed)?;
         println!("prior w={w}: sampled in {s:.1} s");
         systems.extend(prior_systems(
             &format!("prior w={w}"),
@@ -869,14 +881,17 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
             SamplerSetting {
                 kind: SamplerKind::DpmSolverPlusPlus2M,
                 steps: 8,
+                sigma_min: 0.002,
             },
             SamplerSetting {
                 kind: SamplerKind::DpmSolverPlusPlus2M,
                 steps: 4,
+                sigma_min: 0.002,
             },
             SamplerSetting {
                 kind: SamplerKind::Euler,
                 steps: 32,
+                sigma_min: 0.002,
             },
         ] {
             let (c, a, s) = sample_prior(&fast, setting, best_w, &protocols, args.seed)?;
@@ -903,6 +918,8 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
             "sampler sweep".into(),
             sweep_started.elapsed().as_secs_f64(),
         );
+    }
+    if !args.quick || args.steering {
         let steering_started = Instant::now();
         steering = steering_curve(&data, &prior, &mse, &main, best_w, best_fusion, args)?;
         seconds.insert("steering".into(), steering_started.elapsed().as_secs_f64());
@@ -952,7 +969,7 @@ fn best_prior(rows: &[Row]) -> Option<&Row> {
 
 /// Steering scales of the curve: γ of [`Steered`] toward B's training-clip centroid, and the
 /// weight of B's text as a composed condition.
-const CENTROID_SCALES: [f64; 6] = [0.0, 0.001, 0.003, 0.01, 0.03, 0.1];
+const CENTROID_SCALES: [f64; 6] = [0.0, 0.1, 0.3, 1.0, 3.0, 10.0];
 const TEXT_SCALES: [f64; 5] = [0.5, 1.0, 2.0, 4.0, 8.0];
 const INTERPOLATION: [f64; 5] = [0.1, 0.2, 0.3, 0.5, 0.7];
 
