@@ -39,8 +39,10 @@ pub struct RetrieveArgs {
     #[arg(long, default_value = "cosine")]
     similarity: String,
     /// Catalogue preprocessing fitted on the catalogue, applied to items and seeds: none,
-    /// centre, standardise or whiten.
-    #[arg(long, default_value = "none")]
+    /// centre, standardise or whiten. Standardise by default: raw embeddings share an offset
+    /// that cosine would mostly measure (MusicCaps/VGGish: caption Recall@10 0.26 raw vs 0.28
+    /// standardised for the prior, results/musiccaps).
+    #[arg(long, default_value = "standardise")]
     preprocess: String,
 }
 

@@ -50,6 +50,11 @@ pub struct CommonArgs {
     /// Validation targets (with --valid-query).
     #[arg(long, requires = "valid_query")]
     valid_target: Option<PathBuf>,
+    /// Train in the targets' own units instead of standardising them (per-dimension mean and
+    /// standard deviation of the targets, stored in the checkpoint; outputs always come out in
+    /// the targets' units).
+    #[arg(long)]
+    raw_targets: bool,
 }
 
 /// `train` options.
@@ -61,6 +66,13 @@ pub struct PriorArgs {
     /// guidance at sampling time).
     #[arg(long, default_value_t = 0.1)]
     cond_dropout: f64,
+    /// Mean of ln σ of the training noise levels (EDM P_mean; the library default, 1.0, won on
+    /// MusicCaps; EDM's image value is −1.2).
+    #[arg(long, allow_negative_numbers = true)]
+    p_mean: Option<f64>,
+    /// Standard deviation of ln σ of the training noise levels (EDM P_std; default 1.0).
+    #[arg(long)]
+    p_std: Option<f64>,
 }
 
 /// `train-regression` options.
@@ -125,9 +137,16 @@ fn summary(kind: &str, data: &PairData, report: &TrainingReport, out: &Path) -> 
 /// Runs `train`.
 pub fn train_prior_command(args: &PriorArgs) -> Result<()> {
     let (data, valid, training, network) = prepare(&args.common)?;
-    let training = training.with_cond_dropout(args.cond_dropout);
-    let config =
-        DiffusionPriorConfig::new(data.target_dim(), data.query_dim()).with_network(network);
+    let mut training = training.with_cond_dropout(args.cond_dropout);
+    if let Some(p_mean) = args.p_mean {
+        training = training.with_p_mean(p_mean);
+    }
+    if let Some(p_std) = args.p_std {
+        training = training.with_p_std(p_std);
+    }
+    let config = DiffusionPriorConfig::new(data.target_dim(), data.query_dim())
+        .with_network(network)
+        .with_standardise_targets(!args.common.raw_targets);
     let out = &args.common.out;
     let (_, _, report) = train_prior::<CpuAutodiff>(
         &config,
@@ -145,7 +164,9 @@ pub fn train_prior_command(args: &PriorArgs) -> Result<()> {
 /// Runs `train-regression`.
 pub fn train_regression_command(args: &RegressionArgs) -> Result<()> {
     let (data, valid, training, network) = prepare(&args.common)?;
-    let config = RegressionConfig::new(data.target_dim(), data.query_dim()).with_network(network);
+    let config = RegressionConfig::new(data.target_dim(), data.query_dim())
+        .with_network(network)
+        .with_standardise_targets(!args.common.raw_targets);
     let out = &args.common.out;
     let (_, report) = train_regression::<CpuAutodiff>(
         &config,

@@ -36,5 +36,5 @@ mod seeds;
 pub use diff4steer_index::dense::Threads;
 pub use prior::{FastPrior, FastScratch, HostCondition, NamedTensor};
 pub use sampler::FastSampler;
-pub use scorer::{rerank, ImplicitClassifier, ScoreWeighting};
+pub use scorer::{rerank, ImplicitClassifier, RerankOrder, ScoreWeighting};
 pub use seeds::FastSeeds;

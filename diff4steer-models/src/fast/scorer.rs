@@ -209,7 +209,7 @@ impl ImplicitClassifier {
 impl ImplicitClassifier {
     /// Re-ranks every query's fused list: the first `top` ids of `lists[q]` are scored under
     /// query q (`queries` row-major; item vectors looked up in `items`, row-major, catalogue
-    /// units, id = row) and re-ordered by [`rerank`]. Queries run in parallel, each on one thread,
+    /// units, id = row) and re-ordered by [`rerank`] with `order`. Queries run in parallel, each on one thread,
     /// so the result does not depend on the thread count.
     ///
     /// # Errors
@@ -222,6 +222,7 @@ impl ImplicitClassifier {
         lists: &[Vec<u64>],
         items: &[f32],
         top: usize,
+        order: RerankOrder,
     ) -> Result<Vec<Vec<u64>>> {
         use rayon::prelude::*;
         let (t, dq) = (prior.target_dim(), prior.query_dim());
@@ -254,18 +255,34 @@ impl ImplicitClassifier {
                     candidates.extend_from_slice(&items[r * t..(r + 1) * t]);
                 }
                 let scores = self.score(&single, query, &candidates, scratch)?;
-                rerank(list, head.len(), &scores)
+                rerank(list, head.len(), &scores, order)
             })
             .collect()
     }
 }
 
-/// Re-orders the first `top` ids of `ranked` by `score` (descending; ties keep the fused order),
-/// leaving the rest after them: the re-ranking step after fusion.
+/// How re-ranked candidates are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum RerankOrder {
+    /// By the implicit-classifier score alone.
+    #[default]
+    ByScore,
+    /// By 1/(c + fused rank) + 1/(c + score rank) (ranks 1-based; reciprocal-rank fusion of the
+    /// two orders, Cormack et al. 2009): the score refines the fused order instead of replacing
+    /// it.
+    Blend {
+        /// The RRF constant (60 in Cormack et al.).
+        c: f64,
+    },
+}
+
+/// Re-orders the first `top` ids of `ranked` by `scores` as `order` says (descending; ties keep
+/// the fused order), leaving the rest after them: the re-ranking step after fusion.
 ///
 /// # Errors
-/// [`ModelError::InvalidConfig`] when `scores` does not hold one value per re-ranked id.
-pub fn rerank(ranked: &[u64], top: usize, scores: &[f64]) -> Result<Vec<u64>> {
+/// [`ModelError::InvalidConfig`] when `scores` does not hold one value per re-ranked id, or for
+/// a blend constant that is negative or not finite.
+pub fn rerank(ranked: &[u64], top: usize, scores: &[f64], order: RerankOrder) -> Result<Vec<u64>> {
     let top = top.min(ranked.len());
     if scores.len() != top {
         return Err(ModelError::InvalidConfig {
@@ -273,9 +290,27 @@ pub fn rerank(ranked: &[u64], top: usize, scores: &[f64]) -> Result<Vec<u64>> {
             reason: format!("{} scores for {top} candidates", scores.len()),
         });
     }
-    let mut order: Vec<usize> = (0..top).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-    Ok(order
+    let mut by_score: Vec<usize> = (0..top).collect();
+    by_score.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    let chosen = match order {
+        RerankOrder::ByScore => by_score,
+        RerankOrder::Blend { c } => {
+            if !(c.is_finite() && c >= 0.0) {
+                return Err(ModelError::InvalidConfig {
+                    field: "rerank blend constant",
+                    reason: format!("must be finite and ≥ 0, got {c}"),
+                });
+            }
+            let mut value = vec![0.0f64; top];
+            for (score_rank, &i) in by_score.iter().enumerate() {
+                value[i] = 1.0 / (c + (i + 1) as f64) + 1.0 / (c + (score_rank + 1) as f64);
+            }
+            let mut blended: Vec<usize> = (0..top).collect();
+            blended.sort_by(|&a, &b| value[b].total_cmp(&value[a]).then(a.cmp(&b)));
+            blended
+        }
+    };
+    Ok(chosen
         .into_iter()
         .map(|i| ranked[i])
         .chain(ranked[top..].iter().copied())

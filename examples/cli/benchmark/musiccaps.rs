@@ -30,7 +30,7 @@ use diff4steer_index::{
 };
 use diff4steer_models::backend::{CpuAutodiff, CpuBackend};
 use diff4steer_models::fast::{
-    FastPrior, FastSampler, FastSeeds, ImplicitClassifier, ScoreWeighting,
+    FastPrior, FastSampler, FastSeeds, ImplicitClassifier, RerankOrder, ScoreWeighting,
 };
 use diff4steer_models::training::{
     load_prior, load_regression, musiccaps_pairs, train_prior, train_regression, Output, PairData,
@@ -116,6 +116,10 @@ pub struct MusicCapsArgs {
     /// σ range of the implicit classifier's draws (prior units).
     #[arg(long, value_delimiter = ',', default_value = "0.2,20")]
     rerank_sigma: Vec<f64>,
+    /// Blend the implicit-classifier order with the fused order by reciprocal ranks with this
+    /// constant (absent: order by the score alone).
+    #[arg(long)]
+    rerank_blend: Option<f64>,
     /// Weighting of the implicit classifier: edm, elbo or uniform.
     #[arg(long, default_value = "edm")]
     rerank_weighting: String,
@@ -225,6 +229,7 @@ struct Rerank {
     prior: FastPrior,
     classifier: ImplicitClassifier,
     top: usize,
+    order: RerankOrder,
 }
 
 /// Searches all seeds in one batched call, then fuses each query's lists into DEPTH ids.
@@ -311,7 +316,7 @@ fn score(system: &System, cat: &Catalogue, protocols: &Protocols, dim: usize) ->
             None => Ok(fused),
             Some(r) => Ok(r
                 .classifier
-                .rerank_lists(&r.prior, &texts, &fused, &cat.items, r.top)?),
+                .rerank_lists(&r.prior, &texts, &fused, &cat.items, r.top, r.order)?),
         }
     };
     let caption = match &system.captions {
@@ -482,7 +487,8 @@ fn sample_prior(
     ))
 }
 
-/// The prior's systems at one guidance strength: 1, 8 and 32 seeds under each fusion.
+/// The prior's systems at one guidance strength: 1, 8 and 32 seeds under each fusion (and, at
+/// 32 seeds, MMR with λ = 0.5 and round-robin).
 fn prior_systems(
     label: &str,
     captions: &Seeds,
@@ -498,7 +504,10 @@ fn prior_systems(
         rerank: None,
     }];
     for k in [8, MAX_SEEDS] {
-        for &fusion in fusions {
+        // The diversity-oriented fusions only where there are many lists to choose from.
+        let diverse = [Fusion::Mmr { lambda: 0.5 }, Fusion::RoundRobin];
+        let extra: &[Fusion] = if k == MAX_SEEDS { &diverse } else { &[] };
+        for &fusion in fusions.iter().chain(extra) {
             out.push(System {
                 name: format!("{label} seeds={k} {fusion}"),
                 captions: Some(captions.first(k, dim)),
@@ -690,57 +699,14 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
             prior: fast.clone(),
             classifier: ImplicitClassifier::new(args.rerank_draws, lo, hi, weighting, args.seed)?,
             top: args.rerank_top,
+            order: match args.rerank_blend {
+                Some(c) => RerankOrder::Blend { c },
+                None => RerankOrder::ByScore,
+            },
         })
     } else {
         None
     };
-    let label = |r: &Rerank| {
-        format!(
-            " + implicit rerank top {} ({} draws)",
-            r.top, args.rerank_draws
-        )
-    };
-    if let Some(r) = &rerank {
-        let reranked: Vec<System> = systems
-            .iter()
-            .filter(|s| s.name.ends_with(&format!("seeds={MAX_SEEDS} rrf")))
-            .map(|s| System {
-                name: format!("{}{}", s.name, label(r)),
-                rerank: Some(r.clone()),
-                ..s.clone()
-            })
-            .collect();
-        systems.extend(reranked);
-    }
-    for (w, sigma_probe) in [
-        (0.0, 0.5),
-        (0.0, 1.0),
-        (0.0, 2.0),
-        (0.0, 5.0),
-        (0.0, 80.0),
-        (1.0, 2.0),
-    ] {
-        let guided = LinearGuidance::classifier_free(fast.clone(), w)?;
-        let point = |texts: &[f32]| -> Result<Vec<f32>> {
-            let n = texts.len() / text_dim;
-            let q = matrix_from_host::<B>(texts.to_vec(), n, text_dim, &Default::default())?;
-            let cond = Conditioning::new(q)?;
-            let x = burn::tensor::Tensor::<B, 2>::zeros([n, dim], &Default::default());
-            let sigma = burn::tensor::Tensor::<B, 1>::full([n], sigma_probe, &Default::default());
-            let d = diff4steer_core::Denoiser::denoise(&guided, x, sigma, &cond)?;
-            let d = fast
-                .scaling()
-                .map_or(Ok(d.clone()), |m| m.to_catalogue(d))?;
-            Ok(to_host_f32(d)?)
-        };
-        systems.push(System {
-            name: format!("prior mean D(0; {sigma_probe}, q) w={w}"),
-            captions: one(point(&ct)?, nc),
-            aspects: one(point(&at)?, na),
-            fusion: Fusion::rrf(),
-            rerank: None,
-        });
-    }
     for (name, model) in [("regression (MSE)", &mse), ("regression (cosine)", &cosine)] {
         systems.push(System {
             name: name.into(),
@@ -748,15 +714,6 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
             aspects: one(generator_seeds(model, &at, text_dim, 1)?, na),
             fusion: Fusion::rrf(),
             rerank: None,
-        });
-    }
-    if let Some(r) = &rerank {
-        systems.push(System {
-            name: format!("regression (MSE){}", label(r)),
-            captions: one(generator_seeds(&mse, &ct, text_dim, 1)?, nc),
-            aspects: one(generator_seeds(&mse, &at, text_dim, 1)?, na),
-            fusion: Fusion::rrf(),
-            rerank: Some(r.clone()),
         });
     }
     for (name, model) in [
@@ -869,9 +826,29 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
         .unwrap_or(1.0);
     let best_fusion = fusions
         .iter()
+        .chain(&[Fusion::Mmr { lambda: 0.5 }, Fusion::RoundRobin])
         .copied()
         .find(|f| best.system.ends_with(&format!(" {f}")))
         .unwrap_or(Fusion::rrf());
+    // The prior as a scorer: re-rank the best prior row's lists and the regression's by the
+    // implicit classifier (main catalogue only: it costs ≈ top × draws × 2 network rows per query).
+    if let Some(r) = &rerank {
+        let rerank_started = Instant::now();
+        let mut chosen: Vec<System> = systems
+            .iter()
+            .filter(|s| s.name == best.system || s.name == "regression (MSE)")
+            .cloned()
+            .collect();
+        for system in &mut chosen {
+            system.name = format!(
+                "{} + implicit rerank top {} ({} draws)",
+                system.name, r.top, args.rerank_draws
+            );
+            system.rerank = Some(r.clone());
+            rows.push(score(system, &main, &protocols, dim)?);
+        }
+        seconds.insert("re-rank".into(), rerank_started.elapsed().as_secs_f64());
+    }
     let mut sampler_sweep = Vec::new();
     let mut steering = Vec::new();
     if !args.quick {
