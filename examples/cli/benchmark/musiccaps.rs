@@ -102,10 +102,10 @@ pub struct MusicCapsArgs {
     #[arg(long)]
     film_only: bool,
     /// Mean of ln σ during training (EDM P_mean).
-    #[arg(long, default_value_t = -1.2)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     p_mean: f64,
     /// Standard deviation of ln σ during training (EDM P_std).
-    #[arg(long, default_value_t = 1.2)]
+    #[arg(long, default_value_t = 1.0)]
     p_std: f64,
     /// Re-rank the top N fused ids by the prior's implicit classifier (0 = no re-ranked systems).
     #[arg(long, default_value_t = 100)]
@@ -117,9 +117,9 @@ pub struct MusicCapsArgs {
     #[arg(long, value_delimiter = ',', default_value = "0.2,20")]
     rerank_sigma: Vec<f64>,
     /// Blend the implicit-classifier order with the fused order by reciprocal ranks with this
-    /// constant (absent: order by the score alone).
-    #[arg(long)]
-    rerank_blend: Option<f64>,
+    /// constant (0 = order by the score alone).
+    #[arg(long, default_value_t = 30.0)]
+    rerank_blend: f64,
     /// Weighting of the implicit classifier: edm, elbo or uniform.
     #[arg(long, default_value = "edm")]
     rerank_weighting: String,
@@ -127,7 +127,7 @@ pub struct MusicCapsArgs {
     #[arg(long, default_value_t = 0.002)]
     sigma_min: f64,
     /// Guidance strengths of the CFG sweep.
-    #[arg(long, value_delimiter = ',', default_value = "0,0.5,1,2,4")]
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,4,8")]
     guidance: Vec<f64>,
     /// Keep trained models in this folder and reuse them when their settings match.
     #[arg(long)]
@@ -139,6 +139,15 @@ pub struct MusicCapsArgs {
     /// the steering curve.
     #[arg(long)]
     quick: bool,
+    /// Steering strengths γ toward the centroid of B's training clips (besides 0).
+    #[arg(long, value_delimiter = ',', default_value = "0.3,1,3,10")]
+    centroid_scales: Vec<f64>,
+    /// Weights λ of B's text as a composed condition.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    text_scales: Vec<f64>,
+    /// Guidance strength of the steering curve (default: that of the best prior row).
+    #[arg(long)]
+    steering_guidance: Option<f64>,
     /// Run the steering curve even with --quick.
     #[arg(long)]
     steering: bool,
@@ -579,6 +588,10 @@ struct Settings {
     prior_steps: usize,
     regression_steps: usize,
     cond_dropout: f64,
+    p_mean: f64,
+    p_std: f64,
+    query_to_input: bool,
+    rerank: String,
     mix: PairMix,
     standardised_targets: bool,
     caption_queries: usize,
@@ -699,9 +712,12 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
             prior: fast.clone(),
             classifier: ImplicitClassifier::new(args.rerank_draws, lo, hi, weighting, args.seed)?,
             top: args.rerank_top,
-            order: match args.rerank_blend {
-                Some(c) => RerankOrder::Blend { c },
-                None => RerankOrder::ByScore,
+            order: if args.rerank_blend > 0.0 {
+                RerankOrder::Blend {
+                    c: args.rerank_blend,
+                }
+            } else {
+                RerankOrder::ByScore
             },
         })
     } else {
@@ -796,7 +812,9 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
             Preprocessing::Standardise,
             &train_stats,
         )?;
-        for system in &systems {
+        // MMR and round-robin are compared on the split alone (MMR is the costly fusion).
+        let cheap = |s: &&System| !matches!(s.fusion, Fusion::Mmr { .. } | Fusion::RoundRobin);
+        for system in systems.iter().filter(cheap) {
             rows.push(score(system, &big, &protocols, dim)?);
         }
         let key = |s: &System| {
@@ -898,13 +916,17 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
     }
     if !args.quick || args.steering {
         let steering_started = Instant::now();
-        steering = steering_curve(&data, &prior, &mse, &main, best_w, best_fusion, args)?;
+        let w = args.steering_guidance.unwrap_or(best_w);
+        steering = steering_curve(&data, &prior, &mse, &main, w, best_fusion, args)?;
         seconds.insert("steering".into(), steering_started.elapsed().as_secs_f64());
     }
     seconds.insert("total".into(), started.elapsed().as_secs_f64());
 
     let results = Results {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: std::iter::once("diff4steer".to_owned())
+            .chain(std::env::args().skip(1))
+            .collect::<Vec<_>>()
+            .join(" "),
         settings: Settings {
             split: args.split.clone(),
             train_split: args.train_split.clone(),
@@ -915,6 +937,17 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
             prior_steps: args.steps,
             regression_steps: args.regression_steps,
             cond_dropout: args.cond_dropout,
+            p_mean: args.p_mean,
+            p_std: args.p_std,
+            query_to_input: !args.film_only,
+            rerank: format!(
+                "top {} of the fused list, {} draws, σ {:?} ({}), blend c = {}",
+                args.rerank_top,
+                args.rerank_draws,
+                args.rerank_sigma,
+                args.rerank_weighting,
+                args.rerank_blend
+            ),
             mix,
             standardised_targets: !args.raw_targets,
             caption_queries: nc,
@@ -944,10 +977,7 @@ fn best_prior(rows: &[Row]) -> Option<&Row> {
         .max_by(|a, b| value(a).total_cmp(&value(b)))
 }
 
-/// Steering scales of the curve: γ of [`Steered`] toward B's training-clip centroid, and the
-/// weight of B's text as a composed condition.
-const CENTROID_SCALES: [f64; 6] = [0.0, 0.1, 0.3, 1.0, 3.0, 10.0];
-const TEXT_SCALES: [f64; 5] = [0.5, 1.0, 2.0, 4.0, 8.0];
+/// The deterministic steering reference: how far the regression's seed moves toward B's centroid.
 const INTERPOLATION: [f64; 5] = [0.1, 0.2, 0.3, 0.5, 0.7];
 
 /// The steering curve: caption queries steered toward an aspect B they do not carry, by the
@@ -1010,7 +1040,7 @@ fn steering_curve(
         Ok(steering_scores(&lists, &cases, &data.eval)?)
     };
     let mut curve = Vec::new();
-    for gamma in CENTROID_SCALES {
+    for &gamma in std::iter::once(&0.0).chain(&args.centroid_scales) {
         let target = SteeringTarget::new(
             matrix_from_host::<B>(per_seed(&centroids, dim), n * MAX_SEEDS, dim, &device)?,
             gamma,
@@ -1032,7 +1062,7 @@ fn steering_curve(
         .iter()
         .flat_map(|c| data.caps.aspect_embeddings.row(c.aspect).to_vec())
         .collect();
-    for lambda in TEXT_SCALES {
+    for &lambda in &args.text_scales {
         let b = Conditioning::new(matrix_from_host::<B>(
             b_texts.clone(),
             n,
@@ -1116,10 +1146,13 @@ fn write_outputs(out: &Path, results: &Results) -> Result<()> {
     writeln!(md, "# MusicCaps benchmark: text → real audio (VGGish)\n")?;
     writeln!(
         md,
-        "Train split `{}`, evaluated on `{}` ({} caption queries, {} aspect queries with ≥ {MIN_ASPECT_CLIPS} clips in both splits). Networks {}; prior {} steps (condition dropout {}, {} targets), regressions {} steps; training mix: {:.0} % captions among text pairs, {:.0} % target-only draws (distractor audio). Sampler Heun 16 (31 evaluations), catalogue preprocessing `standardise` unless a table says otherwise, depth {DEPTH} per seed, cosine. Diversity is measured on the catalogue standardised with training statistics. Seed {}.\n\nCommand: `{}`\n",
-        s.train_split, s.split, s.caption_queries, s.aspect_queries, s.network, s.prior_steps, s.cond_dropout,
-        if s.standardised_targets { "standardised" } else { "raw" }, s.regression_steps,
-        100.0 * s.mix.caption_share, 100.0 * s.mix.target_only_share, s.seed, results.command
+        "Train split `{}`, evaluated on `{}` ({} caption queries, {} aspect queries with ≥ {MIN_ASPECT_CLIPS} clips in both splits). Networks {}; prior {} steps (ln σ ~ N({}, {}²), condition dropout {}, {} targets, query {}), regressions {} steps; training mix: {:.0} % captions among text pairs, {:.0} % target-only draws (distractor audio). Sampler Heun 16 (31 evaluations), catalogue preprocessing `standardise` unless a table says otherwise, depth {DEPTH} per seed, cosine. Diversity is measured on the catalogue standardised with training statistics. Implicit re-ranking: {}. Seed {}.\n\nCommand: `{}`\n",
+        s.train_split, s.split, s.caption_queries, s.aspect_queries, s.network, s.prior_steps,
+        s.p_mean, s.p_std, s.cond_dropout,
+        if s.standardised_targets { "standardised" } else { "raw" },
+        if s.query_to_input { "through FiLM and the first layer" } else { "through FiLM only" },
+        s.regression_steps,
+        100.0 * s.mix.caption_share, 100.0 * s.mix.target_only_share, s.rerank, s.seed, results.command
     )?;
     let select = |catalogue: &str, prep: &str| -> Vec<&Row> {
         results
