@@ -89,6 +89,9 @@ pub struct MusicCapsArgs {
     /// Condition dropout of the prior.
     #[arg(long, default_value_t = 0.1)]
     cond_dropout: f64,
+    /// EMA decay of the prior's sampling weights (0 = the last step's weights).
+    #[arg(long, default_value_t = 0.999)]
+    ema_decay: f64,
     /// Share of caption pairs among the text pairs (the rest: aspect pairs).
     #[arg(long, default_value_t = 0.5)]
     caption_share: f64,
@@ -140,10 +143,10 @@ pub struct MusicCapsArgs {
     #[arg(long)]
     quick: bool,
     /// Steering strengths γ toward the centroid of B's training clips (besides 0).
-    #[arg(long, value_delimiter = ',', default_value = "0.3,1,3,10")]
+    #[arg(long, value_delimiter = ',', default_value = "0.5,1,2,3,5,10")]
     centroid_scales: Vec<f64>,
     /// Weights λ of B's text as a composed condition.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,6,8,16")]
     text_scales: Vec<f64>,
     /// Guidance strength of the steering curve (default: that of the best prior row).
     #[arg(long)]
@@ -373,12 +376,13 @@ fn training(args: &MusicCapsArgs, steps: usize) -> TrainingConfig {
 /// Trains (or, with a cache holding the same settings, loads) the prior.
 fn prior(args: &MusicCapsArgs, data: &Data, pairs: &PairData) -> Result<(DiffusionPrior<B>, f64)> {
     let name = format!(
-        "prior-{}x{}-do{}-{}steps-cd{}-cap{}-tos{}-{}-{}-pm{}-ps{}-seed{}",
+        "prior-{}x{}-do{}-{}steps-cd{}-ema{}-cap{}-tos{}-{}-{}-pm{}-ps{}-seed{}",
         args.width,
         args.depth,
         args.dropout,
         args.steps,
         args.cond_dropout,
+        args.ema_decay,
         args.caption_share,
         args.target_only_share,
         if args.raw_targets { "raw" } else { "std" },
@@ -402,7 +406,8 @@ fn prior(args: &MusicCapsArgs, data: &Data, pairs: &PairData) -> Result<(Diffusi
         &config,
         &training(args, args.steps)
             .with_p_mean(args.p_mean)
-            .with_p_std(args.p_std),
+            .with_p_std(args.p_std)
+            .with_ema_decay(args.ema_decay),
         pairs,
         None,
         dir.as_deref().map(Output::new),
@@ -588,6 +593,7 @@ struct Settings {
     prior_steps: usize,
     regression_steps: usize,
     cond_dropout: f64,
+    ema_decay: f64,
     p_mean: f64,
     p_std: f64,
     query_to_input: bool,
@@ -937,6 +943,7 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
             prior_steps: args.steps,
             regression_steps: args.regression_steps,
             cond_dropout: args.cond_dropout,
+            ema_decay: args.ema_decay,
             p_mean: args.p_mean,
             p_std: args.p_std,
             query_to_input: !args.film_only,
@@ -1146,9 +1153,9 @@ fn write_outputs(out: &Path, results: &Results) -> Result<()> {
     writeln!(md, "# MusicCaps benchmark: text → real audio (VGGish)\n")?;
     writeln!(
         md,
-        "Train split `{}`, evaluated on `{}` ({} caption queries, {} aspect queries with ≥ {MIN_ASPECT_CLIPS} clips in both splits). Networks {}; prior {} steps (ln σ ~ N({}, {}²), condition dropout {}, {} targets, query {}), regressions {} steps; training mix: {:.0} % captions among text pairs, {:.0} % target-only draws (distractor audio). Sampler Heun 16 (31 evaluations), catalogue preprocessing `standardise` unless a table says otherwise, depth {DEPTH} per seed, cosine. Diversity is measured on the catalogue standardised with training statistics. Implicit re-ranking: {}. Seed {}.\n\nCommand: `{}`\n",
+        "Train split `{}`, evaluated on `{}` ({} caption queries, {} aspect queries with ≥ {MIN_ASPECT_CLIPS} clips in both splits). Networks {}; prior {} steps (ln σ ~ N({}, {}²), condition dropout {}, EMA {}, {} targets, query {}), regressions {} steps; training mix: {:.0} % captions among text pairs, {:.0} % target-only draws (distractor audio). Sampler Heun 16 (31 evaluations), catalogue preprocessing `standardise` unless a table says otherwise, depth {DEPTH} per seed, cosine. Diversity is measured on the catalogue standardised with training statistics. Implicit re-ranking: {}. Seed {}.\n\nCommand: `{}`\n",
         s.train_split, s.split, s.caption_queries, s.aspect_queries, s.network, s.prior_steps,
-        s.p_mean, s.p_std, s.cond_dropout,
+        s.p_mean, s.p_std, s.cond_dropout, s.ema_decay,
         if s.standardised_targets { "standardised" } else { "raw" },
         if s.query_to_input { "through FiLM and the first layer" } else { "through FiLM only" },
         s.regression_steps,
