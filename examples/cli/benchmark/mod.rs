@@ -58,7 +58,7 @@ pub struct BenchmarkArgs {
 #[derive(clap::Subcommand, Debug)]
 enum Dataset {
     /// MusicCaps captions and aspects → real VGGish audio of the clips (text → music).
-    Musiccaps(musiccaps::MusicCapsArgs),
+    Musiccaps(Box<musiccaps::MusicCapsArgs>),
     /// MTG-Jamendo mood/theme tags over VGGish tag-score vectors.
     JamendoMood(JamendoArgs),
     /// The synthetic music world (multi-modal relevant sets by construction).

@@ -201,11 +201,7 @@ struct Seeds {
 impl Seeds {
     /// `rows` (`dim` wide) split evenly over `queries` queries.
     fn uniform(rows: Vec<f32>, queries: usize, dim: usize) -> Self {
-        let per = if queries == 0 {
-            0
-        } else {
-            rows.len() / dim / queries
-        };
+        let per = rows.len().checked_div(dim * queries).unwrap_or(0);
         Self {
             counts: vec![per; queries],
             rows,
@@ -1268,13 +1264,14 @@ fn write_outputs(out: &Path, results: &Results) -> Result<()> {
         )?
         .as_bytes(),
     )?;
-    let mut modes: BTreeMap<String, (Vec<(f64, f64)>, Vec<(f64, f64)>)> = BTreeMap::new();
+    let mut modes: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for p in &results.steering {
-        let entry = modes.entry(p.mode.clone()).or_default();
-        entry.0.push((p.scores.recall_10, p.scores.share_b_20));
+        modes
+            .entry(p.mode.clone())
+            .or_default()
+            .push((p.scores.recall_10, p.scores.share_b_20));
     }
-    let steering_series: Vec<(String, Vec<(f64, f64)>)> =
-        modes.into_iter().map(|(k, (v, _))| (k, v)).collect();
+    let steering_series: Vec<(String, Vec<(f64, f64)>)> = modes.into_iter().collect();
     if !steering_series.is_empty() {
         write(
             "steering.svg",
