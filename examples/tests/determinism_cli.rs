@@ -176,6 +176,25 @@ fn same_seed_gives_identical_files_across_processes_threads_and_batches() {
         ];
         identical_across_threads(dir.path(), &args, &format!("run-{index}-{fusion}.txt"));
     }
+    // Re-ranking by the prior's implicit classifier: the same run whatever the thread count.
+    let args = [
+        "retrieve",
+        "--catalog",
+        &catalog,
+        "--seeds",
+        &seeds_file,
+        "--seeds-per-query",
+        "3",
+        "--k",
+        "20",
+        "--rerank",
+        "implicit:30:4",
+        "--model",
+        &prior,
+        "--query",
+        &queries,
+    ];
+    identical_across_threads(dir.path(), &args, "run-rerank.txt");
     let run = dir.path().join("0-1t-run-flat-rrf.txt");
     let (run, qrels) = (run.to_string_lossy(), p("qrels.txt"));
     let args = [
