@@ -162,9 +162,11 @@ pub fn retrieve_command(args: &RetrieveArgs) -> Result<()> {
     let preprocessor = Preprocessor::fit(preprocessing, &catalog, dim)?;
     let index = build_index(&args.index, dim, similarity, &preprocessor.apply(&catalog)?)?;
     let seeds = preprocessor.apply(&seeds)?;
-    let per_seed = index.search(&seeds, args.k.min(items))?;
+
     let rerank = args.rerank.as_deref().map(parse_rerank).transpose()?;
+    // Each seed's list and the fused list reach the re-ranked depth N when it is deeper than k.
     let depth = args.k.max(rerank.map_or(0, |(top, _)| top)).min(items);
+    let per_seed = index.search(&seeds, depth)?;
     let mut run = Run::new();
     let queries = per_seed.len() / args.seeds_per_query;
     let mut fused = Vec::with_capacity(queries);
