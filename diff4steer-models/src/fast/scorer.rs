@@ -16,7 +16,10 @@
 //! **same** draws (common random numbers), so the noise that the draws add is shared and the
 //! comparison between candidates keeps only the signal.
 
-use diff4steer_core::{CoreError, SeededNoise};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use diff4steer_core::tensor_util::to_host_f32;
+use diff4steer_core::{Conditioning, CoreError, Denoiser, SeededNoise};
 
 use super::prior::{FastPrior, FastScratch, HostCondition};
 use crate::{ModelError, Result};
@@ -207,6 +210,74 @@ impl ImplicitClassifier {
 }
 
 impl ImplicitClassifier {
+    /// s(x, q) through any burn [`Denoiser`] — the analytic [`diff4steer_core::GaussianMixture`],
+    /// a prior on a GPU backend — with the draws and weights of [`Self::score`] (one conditional
+    /// and one null call per noise level over all candidates). `query` is one `[1, cond_dim]`
+    /// row; `candidates` are `[n, dim]` row-major in catalogue units (mapped into the denoiser's
+    /// units when it has a [`Denoiser::target_scaling`]); `sigma_data` is the σ_d of the EDM
+    /// weight. This is the reference the host path is checked against, and the path for
+    /// denoisers the host path cannot run.
+    ///
+    /// # Errors
+    /// As [`Self::score`], and the denoiser's own errors.
+    pub fn score_denoiser<B: Backend, D: Denoiser<B>>(
+        &self,
+        denoiser: &D,
+        sigma_data: f64,
+        query: Tensor<B, 2>,
+        candidates: &[f32],
+    ) -> Result<Vec<f64>> {
+        let t = denoiser.dim();
+        if !candidates.len().is_multiple_of(t) {
+            return Err(CoreError::DimMismatch {
+                what: "candidate rows",
+                expected: t,
+                got: candidates.len() % t,
+            }
+            .into());
+        }
+        if candidates.iter().any(|v| !v.is_finite()) {
+            return Err(CoreError::NonFinite { what: "candidates" }.into());
+        }
+        let n = candidates.len() / t;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let device = query.device();
+        let mut clean = candidates.to_vec();
+        if let Some(map) = denoiser.target_scaling() {
+            map.to_model_host(&mut clean)?;
+        }
+        let m = self.sigmas.len();
+        let noise = SeededNoise::new(self.seed).normal_host(m, t);
+        let conditioned = Conditioning::new(query)?.fit_batch(n)?;
+        let null = conditioned.to_null();
+        let mut scores = vec![0.0f64; n];
+        for (j, &sigma) in self.sigmas.iter().enumerate() {
+            let eps = &noise[j * t..(j + 1) * t];
+            let noisy: Vec<f32> = clean
+                .chunks_exact(t)
+                .flat_map(|c| c.iter().zip(eps).map(|(&v, &e)| v + sigma as f32 * e))
+                .collect();
+            let x = Tensor::<B, 2>::from_data(TensorData::new(noisy, [n, t]), &device);
+            let s = Tensor::<B, 1>::full([n], sigma, &device);
+            let with_query = to_host_f32(denoiser.denoise(x.clone(), s.clone(), &conditioned)?)?;
+            let without = to_host_f32(denoiser.denoise(x, s, &null)?)?;
+            let w = self.weighting.weight(sigma, sigma_data) / m as f64;
+            for (i, (score, c)) in scores.iter_mut().zip(clean.chunks_exact(t)).enumerate() {
+                let error = |d: &[f32]| -> f64 {
+                    d[i * t..(i + 1) * t]
+                        .iter()
+                        .zip(c)
+                        .map(|(&a, &b)| f64::from(a - b).powi(2))
+                        .sum()
+                };
+                *score += w * (error(&without) - error(&with_query));
+            }
+        }
+        Ok(scores)
+    }
+
     /// Re-ranks every query's fused list: the first `top` ids of `lists[q]` are scored under
     /// query q (`queries` row-major; item vectors looked up in `items`, row-major, catalogue
     /// units, id = row) and re-ordered by [`rerank`] with `order`. Queries run in parallel, each on one thread,
