@@ -208,3 +208,140 @@ fn bad_input_to_the_host_path_is_a_typed_error() {
     let wrong_x = matrix(vec![0.0; TARGET + 1], TARGET + 1);
     assert!(fast.denoise(wrong_x, sigma, &cond).is_err());
 }
+
+#[test]
+fn a_query_gets_the_same_bits_alone_in_any_batch_and_with_any_thread_count() {
+    let burn_prior = prior();
+    let sigmas = karras(5, 0.002, 80.0, 7.0).unwrap();
+    let sampler = FastSampler::new(SamplerKind::Heun, sigmas, 2.0).unwrap();
+    let queries = values(9 * QUERY, 8, 1.0);
+    // 20 seeds × 9 queries × 2 guidance rows = 360 rows: many row tiles, a ragged last one.
+    let k = 20;
+    let mut outputs = Vec::new();
+    for threads in [Threads::Pool, Threads::Single] {
+        let fast = FastPrior::from_prior(&burn_prior)
+            .unwrap()
+            .with_threads(threads);
+        let mut scratch = FastScratch::default();
+        let batch = sampler.sample(&fast, &queries, k, 3, &mut scratch).unwrap();
+        // Query 0 alone draws the noise streams 0..k, as it does in the batch.
+        let alone = sampler
+            .sample(&fast, &queries[..QUERY], k, 3, &mut FastScratch::default())
+            .unwrap();
+        assert!(
+            bits(&alone) == bits(&batch[..k * TARGET]),
+            "{threads:?}: query 0 alone differs from its rows in the batch"
+        );
+        // The first five queries alone as a batch equal the batch's first rows.
+        let five = sampler
+            .sample(&fast, &queries[..5 * QUERY], k, 3, &mut scratch)
+            .unwrap();
+        assert!(
+            bits(&five) == bits(&batch[..5 * k * TARGET]),
+            "{threads:?}: the first five queries depend on the batch"
+        );
+        outputs.push(batch);
+    }
+    assert!(
+        bits(&outputs[0]) == bits(&outputs[1]),
+        "the pool and one thread give different bits"
+    );
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn host_negative_conditions_and_steering_agree_with_the_burn_wrappers() {
+    use diff4steer_core::{Similarity, Steered, SteeringTarget};
+    use diff4steer_models::fast::{HostGuidance, HostSteering};
+    let burn_prior = prior();
+    let fast = FastPrior::from_prior(&burn_prior).unwrap();
+    let queries = values(3 * QUERY, 11, 1.0);
+    let negative = values(QUERY, 12, 1.0);
+    let steer = values(3 * TARGET, 13, 1.0);
+    let sigmas = karras(8, 0.002, 80.0, 7.0).unwrap();
+    for (steering, similarity) in [
+        (None, Similarity::Cosine),
+        (Some(0.004), Similarity::Cosine),
+        (Some(-0.0005), Similarity::Dot),
+    ] {
+        let contrastive = LinearGuidance::contrastive(
+            &burn_prior,
+            Conditioning::new(matrix(negative.clone(), QUERY)).unwrap(),
+            1.5,
+        )
+        .unwrap();
+        let sampler = Sampler::new(SamplerKind::Heun, sigmas.clone()).unwrap();
+        let reference = match steering {
+            None => SeedGenerator::<B>::seeds(
+                &PriorSeeds::new(contrastive, sampler),
+                matrix(queries.clone(), QUERY),
+                4,
+                5,
+            ),
+            Some(gamma) => {
+                let target = SteeringTarget::new(matrix(steer.clone(), TARGET), gamma).unwrap();
+                let steered = Steered::new(contrastive, vec![target], similarity).unwrap();
+                SeedGenerator::<B>::seeds(
+                    &PriorSeeds::new(steered, sampler),
+                    matrix(queries.clone(), QUERY),
+                    4,
+                    5,
+                )
+            }
+        }
+        .unwrap();
+        let reference = to_host_f32(reference).unwrap();
+        let mut guidance = HostGuidance::contrastive(negative.clone(), 1.5).unwrap();
+        if let Some(gamma) = steering {
+            guidance = guidance
+                .with_steering(
+                    vec![HostSteering {
+                        embedding: steer.clone(),
+                        weight: gamma,
+                    }],
+                    similarity,
+                )
+                .unwrap();
+        }
+        let ours = FastSampler::new(SamplerKind::Heun, sigmas.clone(), 0.0)
+            .unwrap()
+            .sample_guided(
+                &fast,
+                &queries,
+                4,
+                5,
+                &guidance,
+                &mut FastScratch::default(),
+            )
+            .unwrap();
+        let error = max_scaled_error(&reference, &ours);
+        assert!(
+            error <= 1e-4,
+            "{steering:?} {similarity:?}: max error {error}"
+        );
+    }
+    // Malformed guidance rows are typed errors.
+    let bad = HostGuidance::contrastive(vec![0.0; QUERY + 1], 1.0).unwrap();
+    let sampler = FastSampler::new(SamplerKind::Heun, sigmas, 0.0).unwrap();
+    let err = sampler
+        .sample_guided(&fast, &queries, 2, 1, &bad, &mut FastScratch::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("guidance condition"), "{err}");
+    let two_rows = HostGuidance::contrastive(vec![0.0; 2 * QUERY], 1.0).unwrap();
+    let err = sampler
+        .sample_guided(
+            &fast,
+            &queries,
+            2,
+            1,
+            &two_rows,
+            &mut FastScratch::default(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("rows"), "{err}");
+    assert!(HostGuidance::contrastive(vec![f32::NAN; QUERY], 1.0).is_err());
+    assert!(HostGuidance::classifier_free(-1.0).is_err());
+}

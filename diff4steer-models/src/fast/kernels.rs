@@ -1,40 +1,11 @@
 //! Element-wise kernels of the host inference path, written so that the compiler vectorises them
 //! (no branches in the inner loops, fixed-width partial sums) and run through `pulp`'s runtime
-//! dispatch, which compiles them for AVX-512 or AVX2 when the CPU has it; rows are split across
-//! rayon's pool when the batch is large enough to pay for it.
+//! dispatch, which compiles them for AVX-512 or AVX2 when the CPU has it. They run on one tile of
+//! rows at a time; the forward pass spreads tiles over threads.
 
-use diff4steer_index::dense::Threads;
-use pulp::{Arch, Simd, WithSimd};
-use rayon::prelude::*;
+use pulp::{Simd, WithSimd};
 
 use super::layers::LAYER_NORM_EPSILON as EPSILON;
-
-/// Elements per rayon task of an element-wise pass (smaller batches stay on one thread).
-const PARALLEL_CHUNK: usize = 8192;
-
-/// Runs the kernel `make(first_row, chunk)` builds on chunks of whole rows of `values`
-/// (`[rows, width]`) through SIMD dispatch (the kernel's `with_simd` body is compiled for the
-/// best instruction set the CPU offers), in parallel over rayon's pool when `threads` allows and
-/// the batch is large.
-pub(crate) fn for_row_chunks<'v, Op>(
-    values: &'v mut [f32],
-    width: usize,
-    threads: Threads,
-    make: impl Fn(usize, &'v mut [f32]) -> Op + Sync,
-) where
-    Op: WithSimd<Output = ()>,
-{
-    let rows_per_chunk = (PARALLEL_CHUNK / width.max(1)).max(1);
-    let arch = Arch::new();
-    if threads == Threads::Single || values.len() <= PARALLEL_CHUNK {
-        arch.dispatch(make(0, values));
-        return;
-    }
-    values
-        .par_chunks_mut(rows_per_chunk * width)
-        .enumerate()
-        .for_each(|(i, chunk)| arch.dispatch(make(i * rows_per_chunk, chunk)));
-}
 
 /// Layer norm of every row, then SiLU when `then_silu` (see [`layer_norm_rows`]).
 pub(crate) struct LayerNormKernel<'a> {

@@ -8,14 +8,14 @@ use diff4steer_index::dense::{matmul, RightLayout, Threads};
 
 use pulp::Arch;
 
-use super::kernels::{for_row_chunks, FewRowsProduct, LayerNormKernel};
+use super::kernels::{FewRowsProduct, LayerNormKernel};
 use crate::Result;
 
 /// burn's `LayerNormConfig` default ε, which every norm of the prior uses.
 pub(crate) const LAYER_NORM_EPSILON: f32 = 1e-5;
 
-/// Batches of at most this many rows skip the GEMM (see [`FewRowsProduct`]).
-const FEW_ROWS: usize = 4;
+/// Rows per pass over the weight in [`HostLinear::forward_rowwise`].
+const ROWWISE_CHUNK: usize = 16;
 
 /// y = x·W + b with W `[d_in, d_out]` row-major (burn's layout).
 #[derive(Debug, Clone)]
@@ -44,8 +44,11 @@ impl HostLinear {
     }
 
     /// `out` ← x·W + b for `x` `[rows, d_in]`, `out` `[rows, d_out]`; with `accumulate`,
-    /// `out` ← out + x·W + b (a residual connection fused into the product).
-    pub fn forward(&self, x: &[f32], out: &mut [f32], accumulate: bool, threads: Threads) {
+    /// `out` ← out + x·W + b (a residual connection fused into the product). One GEMM on the
+    /// calling thread; callers give it a fixed number of rows (a tile of the batch, see
+    /// [`super::prior::ROW_TILE`]) so that `gemm` picks the same kernels and blocking for every
+    /// call and a row's result never depends on the rows around it.
+    pub fn forward(&self, x: &[f32], out: &mut [f32], accumulate: bool) {
         let rows = x.len() / self.d_in;
         for row in out.chunks_exact_mut(self.d_out) {
             if accumulate {
@@ -54,15 +57,6 @@ impl HostLinear {
                 row.copy_from_slice(&self.bias);
             }
         }
-        if rows <= FEW_ROWS {
-            Arch::new().dispatch(FewRowsProduct {
-                out,
-                x,
-                weight: &self.weight,
-                d_in: self.d_in,
-            });
-            return;
-        }
         matmul(
             out,
             x,
@@ -70,9 +64,42 @@ impl HostLinear {
             (rows, self.d_in, self.d_out),
             RightLayout::RowMajor,
             true,
-            threads,
+            Threads::Single,
         )
         .expect("layer shapes are fixed when the prior is copied");
+    }
+
+    /// `out` ← x·W + b (with `accumulate`, `out` ← out + x·W + b) for the conditioning path's few
+    /// rows: W is streamed once per
+    /// [`ROWWISE_CHUNK`] rows with no packing (see [`FewRowsProduct`]), which beats a GEMM for the
+    /// one or two conditions of a sampler step; each row's sums run in the same order whatever the
+    /// number of rows, so its result does not depend on the batch.
+    pub fn forward_rowwise(&self, x: &[f32], out: &mut [f32], accumulate: bool, threads: Threads) {
+        use rayon::prelude::*;
+        let run = |(out, x): (&mut [f32], &[f32])| {
+            for row in out.chunks_exact_mut(self.d_out) {
+                if accumulate {
+                    row.iter_mut().zip(&self.bias).for_each(|(o, b)| *o += b);
+                } else {
+                    row.copy_from_slice(&self.bias);
+                }
+            }
+            Arch::new().dispatch(FewRowsProduct {
+                out,
+                x,
+                weight: &self.weight,
+                d_in: self.d_in,
+            });
+        };
+        let out_chunks = out.chunks_mut(ROWWISE_CHUNK * self.d_out);
+        let x_chunks = x.chunks(ROWWISE_CHUNK * self.d_in);
+        if threads == Threads::Single || x.len() <= ROWWISE_CHUNK * self.d_in {
+            out_chunks.zip(x_chunks).for_each(run);
+        } else {
+            out.par_chunks_mut(ROWWISE_CHUNK * self.d_out)
+                .zip(x.par_chunks(ROWWISE_CHUNK * self.d_in))
+                .for_each(run);
+        }
     }
 }
 
@@ -95,14 +122,12 @@ impl HostLayerNorm {
     }
 
     /// Normalises each row of `values` (`[rows, width]`) in place, then SiLU when `then_silu`.
-    pub fn forward(&self, values: &mut [f32], then_silu: bool, threads: Threads) {
-        for_row_chunks(values, self.gamma.len(), threads, |_, chunk| {
-            LayerNormKernel {
-                values: chunk,
-                gamma: &self.gamma,
-                beta: &self.beta,
-                then_silu,
-            }
+    pub fn forward(&self, values: &mut [f32], then_silu: bool) {
+        Arch::new().dispatch(LayerNormKernel {
+            values,
+            gamma: &self.gamma,
+            beta: &self.beta,
+            then_silu,
         });
     }
 }

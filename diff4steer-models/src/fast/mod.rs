@@ -26,6 +26,7 @@
 //! ```
 
 mod denoiser;
+mod guidance;
 mod kernels;
 mod layers;
 mod prior;
@@ -34,6 +35,7 @@ mod scorer;
 mod seeds;
 
 pub use diff4steer_index::dense::Threads;
+pub use guidance::{HostGuidance, HostSteering, HostTerm, HostTermCondition};
 pub use prior::{FastPrior, FastScratch, HostCondition, NamedTensor};
 pub use sampler::FastSampler;
 pub use scorer::{rerank, ImplicitClassifier, RerankOrder, ScoreWeighting};

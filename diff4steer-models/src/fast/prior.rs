@@ -6,7 +6,9 @@ use diff4steer_core::tensor_util::to_host_f32;
 use diff4steer_core::TargetScaling;
 use diff4steer_index::dense::Threads;
 
-use super::kernels::{for_row_chunks, silu_in_place, FilmKernel};
+use pulp::Arch;
+
+use super::kernels::{silu_in_place, FilmKernel};
 use super::layers::{HostLayerNorm, HostLinear};
 use crate::network::angular_frequencies;
 use crate::prior::DiffusionPrior;
@@ -53,20 +55,43 @@ struct HostBlock {
     linear_out: HostLinear,
 }
 
+/// Rows of the batch that go through the network together: every GEMM of the forward pass gets
+/// exactly this many rows (the last tile zero-padded), so `gemm` chooses the same kernels and
+/// blocking for every call, and a row's result is the same bits alone, in any batch and with any
+/// number of threads (tests/fast_prior.rs). Tiles are spread over rayon's pool; 32 rows keep a
+/// tile's activations in L2 and split a single query's 32 seeds with guidance (64 rows) over two
+/// cores.
+pub(crate) const ROW_TILE: usize = 32;
+
 /// Reusable buffers of one forward pass; they grow to the largest batch seen and are then reused,
 /// so a sampler allocates nothing per step.
 #[derive(Debug, Default, Clone)]
 pub struct FastScratch {
     x_in: Vec<f32>,
-    hidden: Vec<f32>,
-    inner: Vec<f32>,
-    branch: Vec<f32>,
-    output: Vec<f32>,
     condition: Vec<f32>,
     condition_tmp: Vec<f32>,
     /// V·q_eff per condition (`[conditions, width]`), for priors with `query_to_input`.
     input_offset: Vec<f32>,
     film: Vec<Vec<f32>>,
+    tiles: Vec<TileScratch>,
+}
+
+/// The activations of one [`ROW_TILE`]-row tile.
+#[derive(Debug, Default, Clone)]
+struct TileScratch {
+    x_in: Vec<f32>,
+    row_condition: Vec<usize>,
+    hidden: Vec<f32>,
+    inner: Vec<f32>,
+    branch: Vec<f32>,
+    output: Vec<f32>,
+}
+
+/// What every tile of one forward pass shares: the conditions and their conditioning vectors.
+struct Shared<'s> {
+    conditions: &'s [HostCondition<'s>],
+    film: &'s [Vec<f32>],
+    input_offset: &'s [f32],
 }
 
 /// Resizes `buffer` to `len` (contents are overwritten by the caller).
@@ -268,14 +293,65 @@ impl FastPrior {
         out: &mut [f32],
         scratch: &mut FastScratch,
     ) {
-        let (t, w) = (self.target_dim, self.width);
+        use rayon::prelude::*;
+        let t = self.target_dim;
         let rows = row_condition.len();
         assert!(x.len() == rows * t && out.len() == rows * t, "batch shape");
+        assert!(
+            row_condition.iter().all(|&c| c < conditions.len()),
+            "condition index out of range"
+        );
         self.conditioning(conditions, scratch);
+        let tiles = rows.div_ceil(ROW_TILE);
+        if scratch.tiles.len() < tiles {
+            scratch.tiles.resize_with(tiles, TileScratch::default);
+        }
+        let shared = Shared {
+            conditions,
+            film: &scratch.film,
+            input_offset: &scratch.input_offset,
+        };
+        let run = |(((out, x), row_condition), tile): (
+            ((&mut [f32], &[f32]), &[usize]),
+            &mut TileScratch,
+        )| self.forward_tile(x, row_condition, &shared, tile, out);
+        let tiles_scratch = &mut scratch.tiles[..tiles];
+        if self.threads == Threads::Pool && tiles > 1 {
+            out.par_chunks_mut(ROW_TILE * t)
+                .zip(x.par_chunks(ROW_TILE * t))
+                .zip(row_condition.par_chunks(ROW_TILE))
+                .zip(tiles_scratch.par_iter_mut())
+                .for_each(run);
+        } else {
+            out.chunks_mut(ROW_TILE * t)
+                .zip(x.chunks(ROW_TILE * t))
+                .zip(row_condition.chunks(ROW_TILE))
+                .zip(tiles_scratch.iter_mut())
+                .for_each(run);
+        }
+    }
+
+    /// D(x, σ, q) for up to [`ROW_TILE`] rows, computed as a full tile (zero rows pad it) with
+    /// every product on the calling thread.
+    fn forward_tile(
+        &self,
+        x: &[f32],
+        row_condition: &[usize],
+        shared: &Shared<'_>,
+        tile: &mut TileScratch,
+        out: &mut [f32],
+    ) {
+        let (t, w) = (self.target_dim, self.width);
+        let conditions = shared.conditions;
+        // Padding rows take condition 0 and a zero input; their outputs are dropped.
+        tile.row_condition.clear();
+        tile.row_condition.extend_from_slice(row_condition);
+        tile.row_condition.resize(ROW_TILE, 0);
 
         // x_in = c_in(σ)·x, c_in = 1/√(σ² + σ_d²).
         let sd2 = self.sigma_data * self.sigma_data;
-        let x_in = sized(&mut scratch.x_in, rows * t);
+        let x_in = sized(&mut tile.x_in, ROW_TILE * t);
+        x_in[x.len()..].fill(0.0);
         for ((dst, src), &c) in x_in
             .chunks_exact_mut(t)
             .zip(x.chunks_exact(t))
@@ -286,39 +362,36 @@ impl FastPrior {
             dst.iter_mut().zip(src).for_each(|(d, s)| *d = s * c_in);
         }
 
-        let hidden = sized(&mut scratch.hidden, rows * w);
-        self.input
-            .forward(&scratch.x_in, hidden, false, self.threads);
+        let hidden = sized(&mut tile.hidden, ROW_TILE * w);
+        self.input.forward(&tile.x_in, hidden, false);
         if self.query_input.is_some() {
             // + V·q_eff, computed once per condition.
-            for (row, &c) in hidden.chunks_exact_mut(w).zip(row_condition) {
-                let offset = &scratch.input_offset[c * w..(c + 1) * w];
+            for (row, &c) in hidden.chunks_exact_mut(w).zip(&tile.row_condition) {
+                let offset = &shared.input_offset[c * w..(c + 1) * w];
                 row.iter_mut().zip(offset).for_each(|(h, o)| *h += o);
             }
         }
-        for (block, film) in self.blocks.iter().zip(&scratch.film) {
+        for (block, film) in self.blocks.iter().zip(shared.film) {
             // inner = LN₂(Linear₁(SiLU(LN₁(h)))), then FiLM and SiLU; h += Linear₂(inner).
-            let branch = sized(&mut scratch.branch, rows * w);
-            branch.copy_from_slice(&scratch.hidden[..rows * w]);
-            block.norm_in.forward(branch, true, self.threads);
-            let inner = sized(&mut scratch.inner, rows * w);
-            block.linear_in.forward(branch, inner, false, self.threads);
-            for_row_chunks(inner, w, self.threads, |first, chunk| FilmKernel {
-                values: chunk,
+            let branch = sized(&mut tile.branch, ROW_TILE * w);
+            branch.copy_from_slice(&tile.hidden);
+            block.norm_in.forward(branch, true);
+            let inner = sized(&mut tile.inner, ROW_TILE * w);
+            block.linear_in.forward(branch, inner, false);
+            Arch::new().dispatch(FilmKernel {
+                values: inner,
                 gamma: &block.norm_out.gamma,
                 beta: &block.norm_out.beta,
                 film,
-                row_condition: &row_condition[first..],
+                row_condition: &tile.row_condition,
             });
-            block
-                .linear_out
-                .forward(inner, &mut scratch.hidden[..rows * w], true, self.threads);
+            block.linear_out.forward(inner, &mut tile.hidden, true);
         }
-        let branch = sized(&mut scratch.branch, rows * w);
-        branch.copy_from_slice(&scratch.hidden[..rows * w]);
-        self.norm_out.forward(branch, true, self.threads);
-        let output = sized(&mut scratch.output, rows * t);
-        self.output.forward(branch, output, false, self.threads);
+        let branch = sized(&mut tile.branch, ROW_TILE * w);
+        branch.copy_from_slice(&tile.hidden);
+        self.norm_out.forward(branch, true);
+        let output = sized(&mut tile.output, ROW_TILE * t);
+        self.output.forward(branch, output, false);
 
         // D = c_skip·x + c_out·F, c_skip = σ_d²/(σ² + σ_d²), c_out = σ·σ_d/√(σ² + σ_d²).
         for (((dst, src), f), &c) in out
@@ -353,19 +426,21 @@ impl FastPrior {
             }
         }
         let tmp = sized(&mut scratch.condition_tmp, n * e);
-        self.noise_in.forward(features, tmp, false, Threads::Single);
+        self.noise_in
+            .forward_rowwise(features, tmp, false, Threads::Single);
         silu_in_place(tmp);
         let vector = sized(&mut scratch.condition, n * e);
-        self.noise_out.forward(tmp, vector, false, Threads::Single);
+        self.noise_out
+            .forward_rowwise(tmp, vector, false, Threads::Single);
         let queries = sized(&mut scratch.x_in, n * self.query_dim);
         for (row, c) in queries.chunks_exact_mut(self.query_dim).zip(conditions) {
             row.copy_from_slice(c.query.unwrap_or(&self.null_query));
         }
         self.query_projection
-            .forward(queries, vector, true, Threads::Single);
+            .forward_rowwise(queries, vector, true, Threads::Single);
         if let Some(query_input) = &self.query_input {
             let offset = sized(&mut scratch.input_offset, n * self.width);
-            query_input.forward(queries, offset, false, Threads::Single);
+            query_input.forward_rowwise(queries, offset, false, Threads::Single);
         }
         silu_in_place(vector);
         scratch.film.resize(self.blocks.len(), Vec::new());
@@ -373,7 +448,7 @@ impl FastPrior {
             let film = sized(film, n * 2 * self.width);
             block
                 .film
-                .forward(&scratch.condition, film, false, self.threads);
+                .forward_rowwise(&scratch.condition, film, false, self.threads);
         }
     }
 }

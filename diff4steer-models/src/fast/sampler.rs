@@ -3,7 +3,8 @@
 
 use diff4steer_core::{CoreError, SeededNoise, Sigmas};
 
-use super::prior::{FastPrior, FastScratch, HostCondition};
+use super::guidance::{GuidedBatch, HostGuidance};
+use super::prior::{FastPrior, FastScratch};
 use crate::{ModelError, Result, SamplerKind};
 
 /// The deterministic samplers of [`crate::Sampler`] (Euler, Heun = EDM Algorithm 1,
@@ -91,6 +92,25 @@ impl FastSampler {
         seed: u64,
         scratch: &mut FastScratch,
     ) -> Result<Vec<f32>> {
+        let guidance = HostGuidance::classifier_free(self.guidance_strength)?;
+        self.sample_guided(prior, queries, seeds_per_query, seed, &guidance, scratch)
+    }
+
+    /// As [`FastSampler::sample`] under `guidance` (linear guidance terms such as a negative
+    /// condition, and steering) in place of the sampler's own classifier-free strength.
+    ///
+    /// # Errors
+    /// As [`FastSampler::sample`], and those of binding `guidance` to the queries (a fixed
+    /// condition or steering embedding with neither one row nor one per query).
+    pub fn sample_guided(
+        &self,
+        prior: &FastPrior,
+        queries: &[f32],
+        seeds_per_query: usize,
+        seed: u64,
+        guidance: &HostGuidance,
+        scratch: &mut FastScratch,
+    ) -> Result<Vec<f32>> {
         let n = check_queries(queries, prior.query_dim(), seeds_per_query)?;
         let rows = n * seeds_per_query;
         let dim = prior.target_dim();
@@ -98,7 +118,7 @@ impl FastSampler {
         let mut x = SeededNoise::new(seed).normal_host(rows, dim);
         x.iter_mut().for_each(|v| *v *= sigma_max);
 
-        let mut model = GuidedHost::new(prior, queries, n, seeds_per_query, self.guidance_strength);
+        let mut model = GuidedBatch::new(prior, guidance, queries, n, seeds_per_query)?;
         let pairs: Vec<(f64, f64)> = self.sigmas.pairs().collect();
         let (body, last) = pairs.split_at(pairs.len() - 1);
         let mut previous: Option<(f64, Vec<f32>)> = None;
@@ -164,92 +184,6 @@ impl FastSampler {
             map.to_catalogue_host(&mut x)?;
         }
         Ok(x)
-    }
-}
-
-/// The guided denoiser on host buffers: conditional rows, then (with w > 0) null rows, in one
-/// batch, combined as (1 + w)·D_c − w·D_∅ exactly as `LinearGuidance` does.
-struct GuidedHost<'a> {
-    prior: &'a FastPrior,
-    queries: &'a [f32],
-    n: usize,
-    seeds_per_query: usize,
-    weights: Option<(f32, f32)>,
-    row_condition: Vec<usize>,
-    stacked: Vec<f32>,
-    denoised: Vec<f32>,
-    guided: Vec<f32>,
-}
-
-impl<'a> GuidedHost<'a> {
-    fn new(
-        prior: &'a FastPrior,
-        queries: &'a [f32],
-        n: usize,
-        seeds_per_query: usize,
-        w: f64,
-    ) -> Self {
-        let rows = n * seeds_per_query;
-        let weights = (w > 0.0).then_some(((1.0 + w) as f32, (-w) as f32));
-        let copies = if weights.is_some() { 2 } else { 1 };
-        // Condition q for the seeds of query q; condition n (∅) for every null row.
-        let mut row_condition: Vec<usize> = (0..rows).map(|r| r / seeds_per_query).collect();
-        if weights.is_some() {
-            row_condition.extend(std::iter::repeat_n(n, rows));
-        }
-        let dim = prior.target_dim();
-        Self {
-            prior,
-            queries,
-            n,
-            seeds_per_query,
-            weights,
-            row_condition,
-            stacked: vec![0.0; copies * rows * dim],
-            denoised: vec![0.0; copies * rows * dim],
-            guided: vec![0.0; rows * dim],
-        }
-    }
-
-    /// D̃(x, σ) for the `[n·k, dim]` state `x`.
-    fn denoise(&mut self, x: &[f32], sigma: f64, scratch: &mut FastScratch) -> &[f32] {
-        let sigma = sigma as f32;
-        let qd = self.prior.query_dim();
-        let queries = self.queries;
-        let mut conditions: Vec<HostCondition<'_>> = (0..self.n)
-            .map(|q| HostCondition {
-                sigma,
-                query: Some(&queries[q * qd..(q + 1) * qd]),
-            })
-            .collect();
-        let rows = self.n * self.seeds_per_query;
-        let Some((w_cond, w_null)) = self.weights else {
-            self.prior.denoise_into(
-                x,
-                &self.row_condition,
-                &conditions,
-                &mut self.guided,
-                scratch,
-            );
-            return &self.guided;
-        };
-        conditions.push(HostCondition { sigma, query: None });
-        let len = x.len();
-        self.stacked[..len].copy_from_slice(x);
-        self.stacked[len..].copy_from_slice(x);
-        self.prior.denoise_into(
-            &self.stacked,
-            &self.row_condition,
-            &conditions,
-            &mut self.denoised,
-            scratch,
-        );
-        let (cond, null) = self.denoised.split_at(len);
-        for ((g, &c), &u) in self.guided.iter_mut().zip(cond).zip(null) {
-            *g = c * w_cond + u * w_null;
-        }
-        debug_assert_eq!(self.guided.len(), rows * self.prior.target_dim());
-        &self.guided
     }
 }
 

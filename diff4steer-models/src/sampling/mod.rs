@@ -146,6 +146,11 @@ impl Sampler {
         &self.sigmas
     }
 
+    /// Whether the last step is the final denoise at σ_min.
+    pub fn final_denoise(&self) -> bool {
+        self.final_denoise
+    }
+
     /// Draws one sample per row of `cond`: x_0 ~ N(0, σ_max² I), then [`Sampler::run`]. The
     /// samples are in catalogue units: for a denoiser that works in a rescaled space
     /// ([`Denoiser::target_scaling`], a prior trained on standardised targets) the final state is
