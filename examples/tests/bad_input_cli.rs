@@ -153,6 +153,7 @@ fn every_command_refuses_bad_input_with_a_one_line_message() {
         ("rows5_d64.npy", 5, 64),
         ("rows5_d48.npy", 5, 48),
         ("rows1_d64.npy", 1, 64),
+        ("rows1_d48.npy", 1, 48),
     ] {
         diff4steer_eval::io::npy::write_f32_matrix(&data.join(name), &fixtures::matrix(rows, cols))
             .unwrap();

@@ -176,6 +176,19 @@ fn same_seed_gives_identical_files_across_processes_threads_and_batches() {
         ];
         identical_across_threads(dir.path(), &args, &format!("run-{index}-{fusion}.txt"));
     }
+    // `retrieve` with its defaults on the heun seeds (compared with `query` below).
+    let args = [
+        "retrieve",
+        "--catalog",
+        &catalog,
+        "--seeds",
+        &seeds_file,
+        "--seeds-per-query",
+        "3",
+        "--k",
+        "20",
+    ];
+    identical_across_threads(dir.path(), &args, "run-flat-rrf-default.txt");
     // Re-ranking by the prior's implicit classifier: the same run whatever the thread count.
     let args = [
         "retrieve",
@@ -195,6 +208,30 @@ fn same_seed_gives_identical_files_across_processes_threads_and_batches() {
         &queries,
     ];
     identical_across_threads(dir.path(), &args, "run-rerank.txt");
+    // The whole path in one call: the same run whatever the thread count, and the same run as
+    // `sample` then `retrieve` with the same settings.
+    let args = [
+        "query",
+        "--model",
+        &prior,
+        "--catalog",
+        &catalog,
+        "--query",
+        &queries,
+        "--k",
+        "20",
+        "--seeds",
+        "3",
+        "--steps",
+        "6",
+        "--seed",
+        "11",
+        "--guidance",
+        "2",
+    ];
+    let whole = identical_across_threads(dir.path(), &args, "run-query.txt");
+    let two_steps = bytes(&dir.path().join("0-1t-run-flat-rrf-default.txt"));
+    assert!(whole == two_steps, "query differs from sample + retrieve");
     let run = dir.path().join("0-1t-run-flat-rrf.txt");
     let (run, qrels) = (run.to_string_lossy(), p("qrels.txt"));
     let args = [
