@@ -10,26 +10,21 @@
 use std::collections::HashSet;
 
 use anyhow::Result;
-use burn::tensor::Tensor;
-use diff4steer_core::tensor_util::{matrix_from_host, to_host_f32};
-use diff4steer_core::{karras, LinearGuidance, Steered, SteeringTarget};
 use diff4steer_eval::{
     coverage_at_k, evaluate_query, intra_list_diversity, mode_coverage_at_k, MusicWorld,
     MusicWorldConfig, RankingMetric, SyntheticQuery,
 };
-use diff4steer_index::{fuse, FlatIndex, Fusion, Similarity, VectorIndex};
-use diff4steer_models::backend::{CpuAutodiff, CpuBackend};
-use diff4steer_models::training::{train_prior, train_regression, PairData, TrainingConfig};
-use diff4steer_models::{
-    DiffusionPrior, DiffusionPriorConfig, PriorSeeds, RegressionConfig, ResMlpConfig, Sampler,
-    SamplerKind, SeedGenerator,
+use diff4steer_index::{Fusion, Preprocessing};
+use diff4steer_models::backend::CpuAutodiff;
+use diff4steer_models::retrieval::{
+    GenerativeRetriever, Hit, HostPrior, Regression, RetrievalRequest, SeedSource,
 };
-
-type B = CpuBackend;
+use diff4steer_models::training::{train_prior, train_regression, PairData, TrainingConfig};
+use diff4steer_models::{DiffusionPriorConfig, RegressionConfig, ResMlpConfig};
 
 /// Seeds sampled per query from the prior.
 const SEEDS: usize = 32;
-/// Hits retrieved per seed and kept after fusion.
+/// Hits kept per query (and searched per seed).
 const DEPTH: usize = 100;
 
 /// The numbers of one system, averaged over queries.
@@ -40,27 +35,17 @@ struct Row {
     diversity_20: f64,
 }
 
-/// Retrieves with `per_query` seeds per query (row-major, query-major), fuses, and scores.
-fn score_system(
-    seeds: &[f32],
-    per_query: usize,
-    queries: &[SyntheticQuery],
-    index: &FlatIndex,
-    fusion: Fusion,
-) -> Result<(Row, Vec<Vec<u64>>)> {
-    let dim = index.dim();
+/// Scores each query's retrieved list (nDCG@10, coverage@50, mode coverage@50, diversity@20 of
+/// the items' vectors).
+fn score_lists(lists: &[Vec<Hit>], queries: &[SyntheticQuery], world: &MusicWorld) -> Result<Row> {
+    let dim = world.items().ncols();
     let mut row = Row {
         ndcg_10: 0.0,
         coverage_50: 0.0,
         mode_coverage_50: 0.0,
         diversity_20: 0.0,
     };
-    let mut lists = Vec::new();
-    for (q, query) in queries.iter().enumerate() {
-        let block = &seeds[q * per_query * dim..(q + 1) * per_query * dim];
-        let hits = fuse(&index.search(block, DEPTH)?, DEPTH, fusion, &|id| {
-            index.vector(id)
-        })?;
+    for (hits, query) in lists.iter().zip(queries) {
         let ids: Vec<u64> = hits.iter().map(|h| h.id).collect();
         let docs: Vec<String> = ids.iter().map(u64::to_string).collect();
         let judged = query.relevant.iter().map(|i| (i.to_string(), 1)).collect();
@@ -71,10 +56,9 @@ fn score_system(
         let top: Vec<f32> = ids
             .iter()
             .take(20)
-            .flat_map(|&id| index.vector(id).expect("listed ids are stored").to_vec())
+            .flat_map(|&id| world.items().row(id as usize).to_vec())
             .collect();
         row.diversity_20 += intra_list_diversity(&top, dim)?;
-        lists.push(ids);
     }
     let n = queries.len() as f64;
     for v in [
@@ -85,7 +69,20 @@ fn score_system(
     ] {
         *v /= n;
     }
-    Ok((row, lists))
+    Ok(row)
+}
+
+/// A retriever over the world's items (unit norm already: no preprocessing) with `fusion`.
+fn retriever(
+    source: Box<dyn SeedSource>,
+    catalogue: &[f32],
+    fusion: Fusion,
+) -> Result<GenerativeRetriever> {
+    Ok(GenerativeRetriever::builder(source)
+        .catalogue(catalogue.to_vec())
+        .preprocessing(Preprocessing::None)
+        .fusion(fusion)
+        .build()?)
 }
 
 fn main() -> Result<()> {
@@ -141,20 +138,15 @@ fn main() -> Result<()> {
         regression_report.final_valid_loss().unwrap_or(f64::NAN)
     );
 
-    // 3. Seeds: the regression model's single point vs 32 prior samples per query.
+    // 3. Retrieval through the front door: the regression model's single point vs 32 prior
+    //    samples per query (host fast path), each seed's neighbours fused into one list.
     let query_rows: Vec<f32> = queries.iter().flat_map(|q| q.text.clone()).collect();
-    let query_matrix = matrix_from_host::<B>(query_rows, queries.len(), query_dim, &device)?;
-    let sampler = Sampler::new(SamplerKind::Heun, karras(16, 0.002, 80.0, 7.0)?)?;
-    let index = FlatIndex::from_rows(dim, Similarity::Cosine, catalogue)?;
-    let regression_seeds = to_host_f32(regression.seeds(query_matrix.clone(), 1, 0)?)?;
-    let (regression_row, _) =
-        score_system(&regression_seeds, 1, &queries, &index, Fusion::MaxScore)?;
-    let prior_seeds = |guidance: f64| -> Result<Vec<f32>> {
-        let guided = LinearGuidance::classifier_free(prior.clone(), guidance)?;
-        let seeds =
-            PriorSeeds::new(guided, sampler.clone()).seeds(query_matrix.clone(), SEEDS, 7)?;
-        Ok(to_host_f32(seeds)?)
-    };
+    let regression = retriever(
+        Box::new(Regression::new(regression, device)),
+        catalogue,
+        Fusion::MaxScore,
+    )?;
+    let regression_row = score_lists(&regression.retrieve(&query_rows, DEPTH)?, &queries, &world)?;
     println!(
         "{:<38} {:>8} {:>12} {:>17} {:>13}",
         "system", "nDCG@10", "coverage@50", "mode coverage@50", "diversity@20"
@@ -166,19 +158,25 @@ fn main() -> Result<()> {
         )
     };
     print("regression (1 seed)", &regression_row);
-    for guidance in [0.0, 1.0, 3.0] {
-        let seeds = prior_seeds(guidance)?;
-        for fusion in [Fusion::rrf(), Fusion::RoundRobin] {
-            let (row, _) = score_system(&seeds, SEEDS, &queries, &index, fusion)?;
+    let host = HostPrior::from_prior(&prior)?;
+    for fusion in [Fusion::rrf(), Fusion::RoundRobin] {
+        let prior = retriever(Box::new(host.clone()), catalogue, fusion)?;
+        for guidance in [0.0, 1.0, 3.0] {
+            let request = RetrievalRequest::new()
+                .seeds_per_query(SEEDS)
+                .guidance(guidance)
+                .seed(7);
+            let lists = prior.retrieve_with(&query_rows, DEPTH, &request)?;
             print(
                 &format!("prior, CFG w={guidance}, {SEEDS} seeds, {fusion}"),
-                &row,
+                &score_lists(&lists, &queries, &world)?,
             );
         }
     }
 
     // 4. Steering: query tag A, steered toward tag B's centroid in the item space.
-    steer(&world, &queries, &prior, &sampler, &index, &device)?;
+    let prior = retriever(Box::new(host), catalogue, Fusion::rrf())?;
+    steer(&world, &queries, &prior)?;
     Ok(())
 }
 
@@ -187,12 +185,9 @@ fn main() -> Result<()> {
 fn steer(
     world: &MusicWorld,
     queries: &[SyntheticQuery],
-    prior: &DiffusionPrior<B>,
-    sampler: &Sampler,
-    index: &FlatIndex,
-    device: &burn::tensor::Device<B>,
+    prior: &GenerativeRetriever,
 ) -> Result<()> {
-    let dim = index.dim();
+    let dim = world.items().ncols();
     let by_tag = |t: usize| queries.iter().find(|q| q.tags == [t]);
     let pairs: Vec<(usize, usize)> = world
         .queries(true, 15, 0)
@@ -207,6 +202,8 @@ fn steer(
         pairs.len()
     );
     println!("{:>8} {:>14} {:>12}", "γ", "P@20 of A∧B", "P@20 of A");
+    let tags = world.item_tags();
+    let has = |id: u64, t: usize| tags[id as usize].contains(&t);
     for gamma in [0.0, 0.01, 0.03, 0.1, 0.3] {
         let (mut both, mut only_a) = (0.0, 0.0);
         for &(a, b) in &pairs {
@@ -218,19 +215,12 @@ fn steer(
                     .zip(world.items().row(i))
                     .for_each(|(c, v)| *c += v);
             }
-            let target =
-                SteeringTarget::new(matrix_from_host::<B>(centroid, 1, dim, device)?, gamma)?;
-            let guided = LinearGuidance::classifier_free(prior.clone(), 1.0)?;
-            let steered = Steered::new(guided, vec![target], diff4steer_core::Similarity::Cosine)?;
-            let query = matrix_from_host::<B>(qa.text.clone(), 1, qa.text.len(), device)?;
-            let seeds: Tensor<B, 2> =
-                PriorSeeds::new(steered, sampler.clone()).seeds(query, SEEDS, 5)?;
-            let seeds = to_host_f32(seeds)?;
-            let hits = fuse(&index.search(&seeds, DEPTH)?, 20, Fusion::rrf(), &|id| {
-                index.vector(id)
-            })?;
-            let tags = world.item_tags();
-            let has = |id: u64, t: usize| tags[id as usize].contains(&t);
+            let request = RetrievalRequest::new()
+                .seeds_per_query(SEEDS)
+                .guidance(1.0)
+                .steer(centroid, gamma)
+                .seed(5);
+            let hits = &prior.retrieve_with(&qa.text, 20, &request)?[0];
             both += hits.iter().filter(|h| has(h.id, a) && has(h.id, b)).count() as f64 / 20.0;
             only_a += hits.iter().filter(|h| has(h.id, a)).count() as f64 / 20.0;
         }

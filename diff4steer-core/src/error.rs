@@ -9,7 +9,7 @@ pub enum CoreError {
     /// A noise schedule (σ grid) violates its invariants.
     #[error("invalid noise schedule: {reason}")]
     InvalidSigmas {
-        /// What is wrong, e.g. "σ[3] = 2 is not smaller than σ[2] = 1".
+        /// What is wrong, e.g. "σ\[3\] = 2 is not smaller than σ\[2\] = 1".
         reason: String,
     },
     /// A scalar parameter is outside its valid range.

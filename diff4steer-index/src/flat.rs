@@ -22,7 +22,7 @@ const QUERY_TILE: usize = 16;
 const MAX_TILE: usize = 96;
 
 /// Exact nearest-neighbour search: scores every stored vector with one GEMM per block of
-/// [`BLOCK_ROWS`] items ([`matmul`], the `gemm` crate's AVX-512/AVX2 sgemm), blocks in parallel
+/// 4,096 items ([`matmul`], the `gemm` crate's AVX-512/AVX2 sgemm), blocks in parallel
 /// with rayon, and keeps each query's best `k` in a bounded heap fed straight from the block's
 /// scores (the score matrix of the whole catalogue never exists). Under cosine similarity vectors
 /// and queries are L2-normalised; under negative L2 the score is 2⟨q, x⟩ − ‖q‖² − ‖x‖². It is the

@@ -30,6 +30,8 @@
 //! # Ok::<(), diff4steer_index::IndexError>(())
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod atomic;
 mod checked_file;
 pub mod dense;

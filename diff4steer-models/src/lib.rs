@@ -38,6 +38,7 @@
 //! ```
 
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 pub mod backend;
 pub mod baselines;
@@ -66,3 +67,9 @@ pub use regression::{RegressionConfig, RegressionLoss, RegressionModel};
 pub use retrieval::{GenerativeRetriever, RetrievalError, RetrievalRequest};
 pub use sampling::{sample_scheme_ode, Churn, Sampler, SamplerKind, SchemeOdeMethod, StepInfo};
 pub use seeds::{PriorSeeds, SeedGenerator};
+
+/// The README's Rust snippets, compiled and run as doctests (`cargo test --doc -p
+/// diff4steer-models`), so that what the README shows works.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

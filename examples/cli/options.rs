@@ -86,7 +86,7 @@ pub struct SearchArgs {
     /// Index: flat (exact), hnsw, or faiss (an HNSW32 through faiss; needs --features faiss).
     #[arg(long, default_value = "flat")]
     index: String,
-    /// Fusion: max, mean, rrf[:c], round-robin or mmr[:λ].
+    /// Fusion: max, mean, rrf (or rrf:C), round-robin, or mmr (or mmr:λ).
     #[arg(long, default_value = "rrf")]
     fusion: String,
     /// Similarity: cosine, dot or l2.

@@ -87,6 +87,12 @@ struct TileScratch {
     output: Vec<f32>,
 }
 
+/// One tile's output rows, input rows, row conditions and scratch.
+type TileWork<'a> = (
+    ((&'a mut [f32], &'a [f32]), &'a [usize]),
+    &'a mut TileScratch,
+);
+
 /// What every tile of one forward pass shares: the conditions and their conditioning vectors.
 struct Shared<'s> {
     conditions: &'s [HostCondition<'s>],
@@ -311,10 +317,9 @@ impl FastPrior {
             film: &scratch.film,
             input_offset: &scratch.input_offset,
         };
-        let run = |(((out, x), row_condition), tile): (
-            ((&mut [f32], &[f32]), &[usize]),
-            &mut TileScratch,
-        )| self.forward_tile(x, row_condition, &shared, tile, out);
+        let run = |(((out, x), row_condition), tile): TileWork<'_>| {
+            self.forward_tile(x, row_condition, &shared, tile, out)
+        };
         let tiles_scratch = &mut scratch.tiles[..tiles];
         if self.threads == Threads::Pool && tiles > 1 {
             out.par_chunks_mut(ROW_TILE * t)

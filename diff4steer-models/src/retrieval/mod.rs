@@ -18,9 +18,9 @@
 //!
 //! Which sampler implementation runs: a trained prior on the CPU goes through the host fast path
 //! ([`crate::fast`]: Euler, Heun and DPM-Solver++ on host buffers, batch-invariant) wherever the
-//! sampler kind allows it, and through burn's [`Sampler`] over the host denoiser for the
+//! sampler kind allows it, and through burn's [`Sampler`](crate::Sampler) over the host denoiser for the
 //! stochastic kinds; a prior on a GPU backend ([`BurnPrior`]) samples through burn. The σ grid
-//! and the step rule are the same [`Sampler`] value in every case.
+//! and the step rule are the same [`Sampler`](crate::Sampler) value in every case.
 //!
 //! ```no_run
 //! use diff4steer_models::retrieval::GenerativeRetriever;

@@ -130,7 +130,7 @@ impl PairData {
         Ok(self)
     }
 
-    /// Draws row r with probability weights[r] / Σ weights (one weight per row, target-only rows
+    /// Draws row r with probability weights\[r\] / Σ weights (one weight per row, target-only rows
     /// included, in row order).
     ///
     /// # Errors
