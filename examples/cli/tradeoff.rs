@@ -11,13 +11,13 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use diff4steer_core::karras;
 use diff4steer_eval::JamendoMood;
-use diff4steer_index::{
-    atomic::write_atomic, FlatIndex, Fusion, Preprocessing, Preprocessor, Similarity,
-};
+use diff4steer_index::{atomic::write_atomic, Fusion, Preprocessing};
 use diff4steer_models::backend::CpuAutodiff;
-use diff4steer_models::fast::{FastPrior, FastSampler, FastScratch};
+use diff4steer_models::retrieval::{
+    HostPrior, RetrievalRequest, SearchSettings, SeedSampler, SeedSearch,
+};
 use diff4steer_models::training::{train_prior, TrainingConfig};
-use diff4steer_models::{DiffusionPriorConfig, ResMlpConfig, SamplerKind};
+use diff4steer_models::{DiffusionPriorConfig, ResMlpConfig, Sampler, SamplerKind};
 
 use crate::benchmark::{queries, score, training_pairs, Answer, Query};
 
@@ -82,8 +82,14 @@ pub fn tradeoff_command(args: &TradeoffArgs) -> Result<()> {
         .into_owned()
         .into_raw_vec_and_offset()
         .0;
-    let prep = Preprocessor::fit(Preprocessing::None, &catalogue, dim)?;
-    let index = FlatIndex::from_rows(dim, Similarity::Cosine, &prep.apply(&catalogue)?)?;
+    let search = SeedSearch::new(
+        catalogue,
+        dim,
+        SearchSettings {
+            preprocessing: Preprocessing::None,
+            ..SearchSettings::default()
+        },
+    )?;
     let texts: Vec<f32> = all.iter().flat_map(|q| q.text.clone()).collect();
     let no_truth = |_: &Query| Vec::new();
     let mut points = Vec::new();
@@ -101,37 +107,33 @@ pub fn tradeoff_command(args: &TradeoffArgs) -> Result<()> {
             "{width}x{depth}: trained in {:.0} s",
             t.elapsed().as_secs_f64()
         );
-        let fast = FastPrior::from_prior(&prior)?;
+        let host = HostPrior::from_prior(&prior)?;
         for (kind, steps) in [
             (SamplerKind::DpmSolverPlusPlus2M, 4),
             (SamplerKind::DpmSolverPlusPlus2M, 8),
             (SamplerKind::DpmSolverPlusPlus2M, 16),
             (SamplerKind::Heun, 16),
         ] {
-            let sampler = FastSampler::new(kind, karras(steps, 0.002, 80.0, 7.0)?, args.guidance)?;
-            let seeds =
-                sampler.sample(&fast, &texts, 32, args.seed, &mut FastScratch::default())?;
+            let sampler = SeedSampler::new(Box::new(host.clone()))?
+                .with_sampler(Sampler::new(kind, karras(steps, 0.002, 80.0, 7.0)?)?);
+            let request = RetrievalRequest::new()
+                .seeds_per_query(32)
+                .guidance(args.guidance)
+                .seed(args.seed);
+            let seeds = sampler.seeds(&texts, &request)?;
             for k in [8usize, 16, 32] {
                 let rows: Vec<f32> = seeds
                     .chunks(32 * dim)
                     .flat_map(|q| q[..k * dim].to_vec())
                     .collect();
                 let answer = Answer::Seeds { rows, per_query: k };
-                let s = score(
-                    &answer,
-                    &all,
-                    &eval,
-                    &index,
-                    &prep,
-                    Fusion::rrf(),
-                    &no_truth,
-                )?;
+                let s = score(&answer, &all, &eval, &search, Fusion::rrf(), &no_truth)?;
                 let point = Point {
                     width,
                     depth,
                     sampler: kind.name().into(),
                     steps,
-                    evaluations: sampler.evaluations(),
+                    evaluations: kind.evaluations(steps),
                     seeds: k,
                     ndcg_10: s.ndcg_10,
                 };

@@ -1,6 +1,6 @@
-//! `latency`: the real-time query path end to end — one query → k seeds (host sampler, CFG) →
-//! exact search of the catalogue → reciprocal-rank fusion to a top 10 — timed per query
-//! (p50/p99), and as throughput with queries batched.
+//! `latency`: the real-time query path end to end through the front door, `GenerativeRetriever`
+//! — one query → k seeds (host sampler, CFG) → exact search of the catalogue → reciprocal-rank
+//! fusion to a top 10 — timed per query (p50/p99), and as throughput with queries batched.
 
 use std::time::Instant;
 
@@ -8,10 +8,11 @@ use anyhow::Result;
 use diff4steer_benches::workload::{
     clustered_catalogue, reference_prior, unit_rows, CATALOGUE_ITEMS, QUERY_DIM, TARGET_DIM,
 };
-use diff4steer_core::karras;
-use diff4steer_index::{fuse, FlatIndex, Fusion, Similarity, VectorIndex};
+use diff4steer_index::{Fusion, Preprocessing, Similarity};
 use diff4steer_models::backend::CpuBackend as B;
-use diff4steer_models::fast::{FastPrior, FastSampler, FastScratch};
+use diff4steer_models::retrieval::{
+    GenerativeRetriever, HostPrior, IndexChoice, RetrievalRequest, SearchSettings,
+};
 use diff4steer_models::SamplerKind;
 
 /// `latency` options.
@@ -46,30 +47,11 @@ pub struct LatencyArgs {
     pub batch: usize,
 }
 
-/// The pipeline's pieces, built once.
-struct Pipeline {
-    fast: FastPrior,
-    sampler: FastSampler,
-    flat: FlatIndex,
-    seeds: usize,
-}
-
-impl Pipeline {
-    /// Fused top 10 of each of `queries` (rows of QUERY_DIM).
-    fn answer(&self, queries: &[f32], seed: u64, scratch: &mut FastScratch) -> Result<usize> {
-        let seeds = self
-            .sampler
-            .sample(&self.fast, queries, self.seeds, seed, scratch)?;
-        let lists = self.flat.search(&seeds, 10)?;
-        let mut answered = 0;
-        for per_query in lists.chunks(self.seeds) {
-            let top = fuse(per_query, 10, Fusion::ReciprocalRank { c: 60.0 }, &|id| {
-                self.flat.vector(id)
-            })?;
-            answered += usize::from(!top.is_empty());
-        }
-        Ok(answered)
-    }
+/// Fused top 10 of each of `queries` (rows of QUERY_DIM) through the front door.
+fn answer(retriever: &GenerativeRetriever, queries: &[f32], seed: u64) -> Result<usize> {
+    let request = retriever.defaults().clone().seed(seed);
+    let lists = retriever.retrieve_with(queries, 10, &request)?;
+    Ok(lists.iter().filter(|top| !top.is_empty()).count())
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -88,33 +70,34 @@ pub fn run(args: &LatencyArgs) -> Result<()> {
 fn measure(args: &LatencyArgs) -> Result<()> {
     let kind: SamplerKind = args.sampler.parse()?;
     let prior = reference_prior::<B>(args.width, args.depth, 0);
-    let pipeline = Pipeline {
-        fast: FastPrior::from_prior(&prior)?,
-        sampler: FastSampler::new(kind, karras(args.steps, 0.002, 80.0, 7.0)?, args.guidance)?,
-        flat: FlatIndex::from_rows(
-            TARGET_DIM,
-            Similarity::InnerProduct,
-            &clustered_catalogue(CATALOGUE_ITEMS, TARGET_DIM, 200, 3),
-        )?,
-        seeds: args.seeds,
-    };
+    let retriever = GenerativeRetriever::builder(Box::new(HostPrior::from_prior(&prior)?))
+        .sampler_kind(kind, args.steps)?
+        .search(SearchSettings {
+            index: IndexChoice::Flat,
+            similarity: Similarity::InnerProduct,
+            preprocessing: Preprocessing::None,
+            fusion: Fusion::ReciprocalRank { c: 60.0 },
+        })
+        .catalogue(clustered_catalogue(CATALOGUE_ITEMS, TARGET_DIM, 200, 3))
+        .defaults(
+            RetrievalRequest::new()
+                .seeds_per_query(args.seeds)
+                .guidance(args.guidance),
+        )
+        .build()?;
+    let evaluations = kind.evaluations(args.steps);
     let queries = unit_rows(args.queries.max(args.batch), QUERY_DIM, 1);
-    let mut scratch = FastScratch::default();
     // Warm-up: page in the catalogue, grow the buffers.
     for i in 0..5 {
-        pipeline.answer(
-            &queries[i * QUERY_DIM..(i + 1) * QUERY_DIM],
-            0,
-            &mut scratch,
-        )?;
+        answer(&retriever, &queries[i * QUERY_DIM..(i + 1) * QUERY_DIM], 0)?;
     }
     let mut ms = Vec::with_capacity(args.queries);
     for i in 0..args.queries {
         let started = Instant::now();
-        pipeline.answer(
+        answer(
+            &retriever,
             &queries[i * QUERY_DIM..(i + 1) * QUERY_DIM],
             i as u64,
-            &mut scratch,
         )?;
         ms.push(started.elapsed().as_secs_f64() * 1e3);
     }
@@ -122,18 +105,18 @@ fn measure(args: &LatencyArgs) -> Result<()> {
     let mut throughput = serde_json::Value::Null;
     if args.batch > 0 {
         let batch = &queries[..args.batch * QUERY_DIM];
-        pipeline.answer(batch, 0, &mut scratch)?;
+        answer(&retriever, batch, 0)?;
         let rounds = (args.queries / args.batch).clamp(3, 20);
         let started = Instant::now();
         for r in 0..rounds {
-            pipeline.answer(batch, r as u64, &mut scratch)?;
+            answer(&retriever, batch, r as u64)?;
         }
         let seconds = started.elapsed().as_secs_f64();
         throughput = serde_json::json!((rounds * args.batch) as f64 / seconds);
     }
     let report = serde_json::json!({
         "width": args.width, "depth": args.depth, "sampler": args.sampler, "steps": args.steps,
-        "evaluations": pipeline.sampler.evaluations(), "seeds": args.seeds, "guidance": args.guidance,
+        "evaluations": evaluations, "seeds": args.seeds, "guidance": args.guidance,
         "threads": rayon::current_num_threads(), "queries": args.queries,
         "p50_ms": percentile(&ms, 50.0), "p99_ms": percentile(&ms, 99.0),
         "mean_ms": ms.iter().sum::<f64>() / ms.len() as f64,

@@ -209,13 +209,10 @@ impl SeedSearch {
         depth: usize,
     ) -> Result<Vec<Vec<Hit>>> {
         let dim = self.dim();
-        if seeds_per_query == 0 || depth == 0 {
-            return Err(RetrievalError::invalid(
-                "search",
-                "seeds per query and depth must be at least 1",
-            ));
-        }
-        if seeds.is_empty() || !seeds.len().is_multiple_of(seeds_per_query * dim) {
+        if seeds_per_query == 0
+            || seeds.is_empty()
+            || !seeds.len().is_multiple_of(seeds_per_query * dim)
+        {
             return Err(RetrievalError::invalid(
                 "seeds",
                 format!(
@@ -224,13 +221,53 @@ impl SeedSearch {
                 ),
             ));
         }
+        let counts = vec![seeds_per_query; seeds.len() / (seeds_per_query * dim)];
+        self.search_grouped(seeds, &counts, depth, self.fusion)
+    }
+
+    /// As [`search`](Self::search) for queries with different numbers of seeds (`counts[q]`
+    /// rows for query q, in order) and an explicit `fusion` — what an experiment comparing
+    /// systems and fusions over one catalogue needs.
+    ///
+    /// # Errors
+    /// [`RetrievalError::InvalidRequest`] for a zero count or depth, or counts that do not add
+    /// up to the seed rows; errors of the preprocessing, index and fusion.
+    pub fn search_grouped(
+        &self,
+        seeds: &[f32],
+        counts: &[usize],
+        depth: usize,
+        fusion: Fusion,
+    ) -> Result<Vec<Vec<Hit>>> {
+        let dim = self.dim();
+        if depth == 0 || counts.contains(&0) {
+            return Err(RetrievalError::invalid(
+                "search",
+                "seeds per query and depth must be at least 1",
+            ));
+        }
+        let rows: usize = counts.iter().sum();
+        if seeds.len() != rows * dim {
+            return Err(RetrievalError::invalid(
+                "seeds",
+                format!(
+                    "{} values are not the {rows} seed rows of {dim} dims the counts add up to",
+                    seeds.len()
+                ),
+            ));
+        }
         let depth = depth.min(self.index.len());
         let lists = self.index.search(&self.preprocessor.apply(seeds)?, depth)?;
         let index = self.index.as_ref();
-        Ok(lists
-            .chunks(seeds_per_query)
-            .map(|query_lists| fuse(query_lists, depth, self.fusion, &|id| index.vector(id)))
-            .collect::<std::result::Result<_, _>>()?)
+        let mut fused = Vec::with_capacity(counts.len());
+        let mut at = 0;
+        for &count in counts {
+            fused.push(fuse(&lists[at..at + count], depth, fusion, &|id| {
+                index.vector(id)
+            })?);
+            at += count;
+        }
+        Ok(fused)
     }
 
     /// Re-orders the first `rerank.top` hits of each fused list by `prior`'s implicit

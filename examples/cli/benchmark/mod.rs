@@ -20,28 +20,25 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use diff4steer_core::tensor_util::{matrix_from_host, to_host_f32};
-use diff4steer_core::{karras, LinearGuidance, Steered, SteeringTarget};
+use diff4steer_core::karras;
 use diff4steer_eval::{
     coverage_at_k, evaluate_query, frechet_distance, intra_list_diversity, label_entropy,
     JamendoMood, JamendoMoodSplit, MusicWorld, MusicWorldConfig, RankingMetric, TagPair,
 };
 use diff4steer_examples::line_plot::render_lines_svg;
-use diff4steer_index::{
-    fuse, FlatIndex, Fusion, Preprocessing, Preprocessor, Similarity, VectorIndex,
+use diff4steer_index::{Fusion, Preprocessing};
+use diff4steer_models::backend::CpuAutodiff;
+use diff4steer_models::retrieval::{
+    HostPrior, Regression, RetrievalRequest, SearchSettings, SeedSampler, SeedSearch,
 };
-use diff4steer_models::backend::{CpuAutodiff, CpuBackend};
 use diff4steer_models::training::{train_prior, train_regression, PairData, TrainingConfig};
 use diff4steer_models::{
-    DiffusionPriorConfig, PriorSeeds, RegressionConfig, ResMlpConfig, Sampler, SamplerKind,
-    SeedGenerator,
+    DiffusionPriorConfig, RegressionConfig, ResMlpConfig, Sampler, SamplerKind,
 };
 use ndarray::Array2;
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-
-type B = CpuBackend;
 
 /// Hits searched per seed and kept after fusion.
 pub(crate) const DEPTH: usize = 100;
@@ -235,13 +232,13 @@ pub(crate) fn training_pairs(mood: &JamendoMood, train: &JamendoMoodSplit) -> Re
     )?)
 }
 
-/// Scores `answer` on `queries` over the catalogue `eval` preprocessed by `prep`.
+/// Scores `answer` on `queries` over the catalogue `eval`, searched by the front door's search
+/// stage `search` (its preprocessing and index) with `fusion`.
 pub(crate) fn score(
     answer: &Answer,
     queries: &[Query],
     eval: &JamendoMoodSplit,
-    index: &FlatIndex,
-    prep: &Preprocessor,
+    search: &SeedSearch,
     fusion: Fusion,
     truth_items: &dyn Fn(&Query) -> Vec<f32>,
 ) -> Result<Scores> {
@@ -257,8 +254,7 @@ pub(crate) fn score(
                 if *per_query >= 2 && truth.len() >= 2 * dim {
                     frechet.push(frechet_distance(block, &truth, dim)?);
                 }
-                let lists = index.search(&prep.apply(block)?, DEPTH)?;
-                fuse(&lists, DEPTH, fusion, &|id| index.vector(id))?
+                search.search_grouped(block, &[*per_query], DEPTH, fusion)?[0]
                     .iter()
                     .map(|h| h.id)
                     .collect()
@@ -304,31 +300,26 @@ struct SteeringPoint {
     precision_a_20: f64,
 }
 
-/// What steering needs: the data, the trained prior, the sampler and the raw catalogue index.
+/// What steering needs: the data, the front door's seed stage and the raw catalogue's search.
 struct SteeringSetup<'a> {
     mood: &'a JamendoMood,
     train: &'a JamendoMoodSplit,
     eval: &'a JamendoMoodSplit,
-    prior: &'a diff4steer_models::DiffusionPrior<B>,
-    sampler: &'a Sampler,
-    index: &'a FlatIndex,
+    sampler: &'a SeedSampler,
+    search: &'a SeedSearch,
     seed: u64,
 }
 
 /// Query tag A (its text), steered toward the centroid of tag B's training tracks, for every
 /// pair with ≥ 10 evaluation tracks carrying both, in both directions; CFG w = 1, 32 seeds, RRF,
 /// raw catalogue. Returns the number of directed pairs and the curve.
-fn steering_curve(
-    setup: &SteeringSetup<'_>,
-    device: &burn::tensor::Device<B>,
-) -> Result<(usize, Vec<SteeringPoint>)> {
+fn steering_curve(setup: &SteeringSetup<'_>) -> Result<(usize, Vec<SteeringPoint>)> {
     let SteeringSetup {
         mood,
         train,
         eval,
-        prior,
         sampler,
-        index,
+        search,
         seed,
     } = setup;
     let dim = eval.items.ncols();
@@ -350,17 +341,16 @@ fn steering_curve(
                     .zip(train.items.row(r))
                     .for_each(|(c, v)| *c += v / rows.len() as f32);
             }
-            let target =
-                SteeringTarget::new(matrix_from_host::<B>(centroid, 1, dim, device)?, gamma)?;
-            let guided = LinearGuidance::classifier_free((*prior).clone(), 1.0)?;
-            let steered = Steered::new(guided, vec![target], diff4steer_core::Similarity::Cosine)?;
-            let text = mood.tag_text_embeddings.row(a).to_vec();
-            let query = matrix_from_host::<B>(text, 1, mood.tag_text_embeddings.ncols(), device)?;
-            let seeds =
-                to_host_f32(PriorSeeds::new(steered, (*sampler).clone()).seeds(query, 32, *seed)?)?;
-            let hits = fuse(&index.search(&seeds, DEPTH)?, 20, Fusion::rrf(), &|id| {
-                index.vector(id)
-            })?;
+            let request = RetrievalRequest::new()
+                .seeds_per_query(32)
+                .guidance(1.0)
+                .steer(centroid, gamma)
+                .seed(*seed);
+            let seeds = sampler.seeds(&mood.tag_text_embeddings.row(a).to_vec(), &request)?;
+            let mut hits = search
+                .search_grouped(&seeds, &[32], DEPTH, Fusion::rrf())?
+                .remove(0);
+            hits.truncate(20);
             let has = |id: u64, t: usize| eval.labels[(id as usize, t)] == 1;
             both += hits.iter().filter(|h| has(h.id, a) && has(h.id, b)).count() as f64 / 20.0;
             only_a += hits.iter().filter(|h| has(h.id, a)).count() as f64 / 20.0;
@@ -447,7 +437,7 @@ fn run(
     }
     let dim = eval.items.ncols();
     let query_dim = mood.tag_text_embeddings.ncols();
-    let device = Default::default();
+    let device: burn::tensor::Device<diff4steer_models::backend::CpuBackend> = Default::default();
     println!(
         "{}: train {} tracks, evaluate on {} tracks, {} queries",
         args.title,
@@ -480,8 +470,10 @@ fn run(
     )?;
 
     let texts: Vec<f32> = all.iter().flat_map(|q| q.text.clone()).collect();
-    let query_matrix = matrix_from_host::<B>(texts, all.len(), query_dim, &device)?;
-    let sampler = Sampler::new(SamplerKind::Heun, karras(16, 0.002, 80.0, 7.0)?)?;
+    // The front door's seed stage: the prior on the host path, Heun 16 steps.
+    let sampler = SeedSampler::new(Box::new(HostPrior::from_prior(&prior)?))?.with_sampler(
+        Sampler::new(SamplerKind::Heun, karras(16, 0.002, 80.0, 7.0)?)?,
+    );
     // Training tracks with every tag of the query; with none (a pair never seen together in
     // training), those with any of its tags.
     let train_rows = |tags: &[usize]| -> Vec<usize> {
@@ -501,12 +493,11 @@ fn run(
     };
     let mut systems: Vec<(String, Answer, Fusion)> = Vec::new();
     for w in [0.0, 0.5, 1.0, 2.0, 4.0] {
-        let guided = LinearGuidance::classifier_free(prior.clone(), w)?;
-        let seeds = to_host_f32(PriorSeeds::new(guided, sampler.clone()).seeds(
-            query_matrix.clone(),
-            32,
-            args.seed,
-        )?)?;
+        let request = RetrievalRequest::new()
+            .seeds_per_query(32)
+            .guidance(w)
+            .seed(args.seed);
+        let seeds = sampler.seeds(&texts, &request)?;
         for k in [1usize, 8, 32] {
             let rows: Vec<f32> = seeds
                 .chunks(32 * dim)
@@ -527,7 +518,8 @@ fn run(
             }
         }
     }
-    let regression_seeds = to_host_f32(regression.seeds(query_matrix, 1, 0)?)?;
+    let regression_seeds = SeedSampler::new(Box::new(Regression::new(regression, device)))?
+        .seeds(&texts, &RetrievalRequest::new().seeds_per_query(1))?;
     systems.push((
         "regression".into(),
         Answer::Seeds {
@@ -620,13 +612,19 @@ fn run(
         Preprocessing::Standardise,
         Preprocessing::WHITEN,
     ] {
-        let prep = Preprocessor::fit(prep_kind, &catalogue, dim)?;
-        let index = FlatIndex::from_rows(dim, Similarity::Cosine, &prep.apply(&catalogue)?)?;
+        let search = SeedSearch::new(
+            catalogue.clone(),
+            dim,
+            SearchSettings {
+                preprocessing: prep_kind,
+                ..SearchSettings::default()
+            },
+        )?;
         writeln!(markdown, "## Catalogue preprocessing: {prep_kind}\n")?;
         writeln!(markdown, "| system | nDCG@10 | Recall@50 | coverage@100 | diversity@20 | artist entropy@20 | FD(seeds, tag items) |")?;
         writeln!(markdown, "|---|---|---|---|---|---|---|")?;
         for (name, answer, fusion) in &systems {
-            let s = score(answer, &all, eval, &index, &prep, *fusion, &truth_items)?;
+            let s = score(answer, &all, eval, &search, *fusion, &truth_items)?;
             writeln!(
                 markdown,
                 "| {name} | {:.4} | {:.4} | {:.4} | {:.4} | {:.3} | {} |",
@@ -650,17 +648,23 @@ fn run(
         }
         writeln!(markdown)?;
     }
-    let raw_index = FlatIndex::from_rows(dim, Similarity::Cosine, &catalogue)?;
+    let raw = SeedSearch::new(
+        catalogue.clone(),
+        dim,
+        SearchSettings {
+            preprocessing: Preprocessing::None,
+            ..SearchSettings::default()
+        },
+    )?;
     let setup = SteeringSetup {
         mood,
         train,
         eval,
-        prior: &prior,
         sampler: &sampler,
-        index: &raw_index,
+        search: &raw,
         seed: args.seed,
     };
-    let (pairs, curve) = steering_curve(&setup, &device)?;
+    let (pairs, curve) = steering_curve(&setup)?;
     writeln!(markdown, "## Steering\n\nQuery tag A steered toward the centroid of tag B's training tracks ({pairs} directed pairs with ≥ 10 evaluation tracks carrying both; CFG w = 1, 32 seeds, RRF, raw catalogue).\n")?;
     writeln!(markdown, "| γ | P@20 of A∧B | P@20 of A |\n|---|---|---|")?;
     for p in &curve {

@@ -25,12 +25,11 @@ use diff4steer_eval::protocols::{
 };
 use diff4steer_eval::{MusicCapsAudio, MusicCapsSplit};
 use diff4steer_examples::line_plot::render_lines_svg;
-use diff4steer_index::{
-    fuse, FlatIndex, Fusion, Preprocessing, Preprocessor, Similarity, VectorIndex,
-};
+use diff4steer_index::{Fusion, Preprocessing};
 use diff4steer_models::backend::{CpuAutodiff, CpuBackend};
-use diff4steer_models::fast::{
-    FastPrior, FastSampler, FastSeeds, ImplicitClassifier, RerankOrder, ScoreWeighting,
+use diff4steer_models::fast::{FastPrior, ImplicitClassifier, RerankOrder, ScoreWeighting};
+use diff4steer_models::retrieval::{
+    HostPrior, RetrievalRequest, SearchSettings, SeedSampler, SeedSearch,
 };
 use diff4steer_models::training::{
     load_prior, load_regression, musiccaps_pairs, train_prior, train_regression, Output, PairData,
@@ -240,30 +239,21 @@ struct Rerank {
     order: RerankOrder,
 }
 
-/// Searches all seeds in one batched call, then fuses each query's lists into DEPTH ids.
-fn ranked(
-    index: &FlatIndex,
-    prep: &Preprocessor,
-    seeds: &Seeds,
-    fusion: Fusion,
-) -> Result<Vec<Vec<u64>>> {
-    let lists = index.search(&prep.apply(&seeds.rows)?, DEPTH)?;
-    let mut out = Vec::with_capacity(seeds.counts.len());
-    let mut at = 0;
-    for &c in &seeds.counts {
-        let fused = fuse(&lists[at..at + c], DEPTH, fusion, &|id| index.vector(id))?;
-        out.push(fused.into_iter().map(|h| h.id).collect());
-        at += c;
-    }
-    Ok(out)
+/// Searches all seeds in one batched call, then fuses each query's lists into DEPTH ids: the
+/// front door's search stage ([`SeedSearch::search_grouped`]).
+fn ranked(search: &SeedSearch, seeds: &Seeds, fusion: Fusion) -> Result<Vec<Vec<u64>>> {
+    Ok(search
+        .search_grouped(&seeds.rows, &seeds.counts, DEPTH, fusion)?
+        .into_iter()
+        .map(|hits| hits.into_iter().map(|h| h.id).collect())
+        .collect())
 }
 
 /// One catalogue with one preprocessing, ready to search.
 struct Catalogue {
     name: &'static str,
     prep_kind: Preprocessing,
-    prep: Preprocessor,
-    index: FlatIndex,
+    search: SeedSearch,
     /// The items in catalogue units (what a re-ranker scores).
     items: Vec<f32>,
     /// Every item standardised with the training statistics: the fixed space diversity is
@@ -278,15 +268,20 @@ fn catalogue(
     prep_kind: Preprocessing,
     train_stats: &TargetScaling,
 ) -> Result<Catalogue> {
-    let prep = Preprocessor::fit(prep_kind, items, dim)?;
-    let index = FlatIndex::from_rows(dim, Similarity::Cosine, &prep.apply(items)?)?;
+    let search = SeedSearch::new(
+        items.to_vec(),
+        dim,
+        SearchSettings {
+            preprocessing: prep_kind,
+            ..SearchSettings::default()
+        },
+    )?;
     let mut diversity_space = items.to_vec();
     train_stats.to_model_host(&mut diversity_space)?;
     Ok(Catalogue {
         name,
         prep_kind,
-        prep,
-        index,
+        search,
         items: items.to_vec(),
         diversity_space,
     })
@@ -319,7 +314,7 @@ impl Protocols {
 
 fn score(system: &System, cat: &Catalogue, protocols: &Protocols, dim: usize) -> Result<Row> {
     let lists = |seeds: &Seeds, texts: Vec<f32>| -> Result<Vec<Vec<u64>>> {
-        let fused = ranked(&cat.index, &cat.prep, seeds, system.fusion)?;
+        let fused = ranked(&cat.search, seeds, system.fusion)?;
         match &system.rerank {
             None => Ok(fused),
             Some(r) => Ok(r
@@ -476,7 +471,8 @@ impl SamplerSetting {
     }
 }
 
-/// 32 seeds per query of both protocols from the prior (host path), and the seconds it took.
+/// 32 seeds per query of both protocols from the prior (the front door's seed stage on the host
+/// path), and the seconds it took.
 fn sample_prior(
     fast: &FastPrior,
     setting: SamplerSetting,
@@ -484,11 +480,15 @@ fn sample_prior(
     protocols: &Protocols,
     seed: u64,
 ) -> Result<(Seeds, Seeds, f64)> {
-    let sampler = FastSampler::new(setting.kind, setting.sigmas()?, w)?;
-    let seeds = FastSeeds::new(fast.clone(), sampler);
+    let seeds = SeedSampler::new(Box::new(HostPrior::new(fast.clone())))?
+        .with_sampler(Sampler::new(setting.kind, setting.sigmas()?)?);
+    let request = RetrievalRequest::new()
+        .seeds_per_query(MAX_SEEDS)
+        .guidance(w)
+        .seed(seed);
     let started = Instant::now();
-    let captions = seeds.seeds_host(&protocols.caption_texts(), MAX_SEEDS, seed)?;
-    let aspects = seeds.seeds_host(&protocols.aspect_texts(), MAX_SEEDS, seed)?;
+    let captions = seeds.seeds(&protocols.caption_texts(), &request)?;
+    let aspects = seeds.seeds(&protocols.aspect_texts(), &request)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok((
         Seeds::uniform(captions, protocols.captions.len(), fast.target_dim()),
@@ -902,11 +902,10 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
                 fusion: best_fusion,
                 rerank: None,
             };
-            let sampler = FastSampler::new(setting.kind, setting.sigmas()?, best_w)?;
             sampler_sweep.push(SamplerRow {
                 sampler: setting.label(),
                 guidance: best_w,
-                evaluations: sampler.evaluations(),
+                evaluations: setting.kind.evaluations(setting.steps),
                 ms_per_query: 1000.0 * s / (nc + na) as f64,
                 row: score(&system, &main, &protocols, dim)?,
             });
@@ -1031,8 +1030,7 @@ fn steering_curve(
     let fast = FastPrior::from_prior(prior)?;
     let score_seeds = |seeds: Vec<f32>, per_query: usize| -> Result<SteeringScores> {
         let lists = ranked(
-            &cat.index,
-            &cat.prep,
+            &cat.search,
             &Seeds::uniform(seeds, n, dim),
             if per_query == 1 {
                 Fusion::rrf()
