@@ -9,6 +9,15 @@
 
 use crate::{IndexError, Result};
 
+/// How the left-hand matrix A of a product is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftLayout {
+    /// A is `[m, k]`, row-major (activations: one row per sample).
+    RowMajor,
+    /// A is given as Aᵀ, `[k, m]` row-major (a weight gradient Xᵀ·dY over a batch's rows).
+    Transposed,
+}
+
 /// How the right-hand matrix B of a product is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RightLayout {
@@ -38,8 +47,35 @@ pub fn matmul(
     c: &mut [f32],
     a: &[f32],
     b: &[f32],
-    (m, k, n): (usize, usize, usize),
+    shape: (usize, usize, usize),
     layout: RightLayout,
+    accumulate: bool,
+    threads: Threads,
+) -> Result<()> {
+    matmul_layouts(
+        c,
+        a,
+        b,
+        shape,
+        (LeftLayout::RowMajor, layout),
+        accumulate,
+        threads,
+    )
+}
+
+/// As [`matmul`] with the left operand's layout given too: with [`LeftLayout::Transposed`], `a`
+/// holds Aᵀ as `[k, m]` row-major, so C = Aᵀᵀ·B sums over the rows of `a` (C = Xᵀ·dY, the
+/// gradient of a linear layer's weight over a batch).
+///
+/// # Errors
+/// [`IndexError::DimMismatch`] when a slice's length is not the product of its shape.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_layouts(
+    c: &mut [f32],
+    a: &[f32],
+    b: &[f32],
+    (m, k, n): (usize, usize, usize),
+    (left, right): (LeftLayout, RightLayout),
     accumulate: bool,
     threads: Threads,
 ) -> Result<()> {
@@ -65,7 +101,11 @@ pub fn matmul(
         }
         return Ok(());
     }
-    let (b_col_stride, b_row_stride) = match layout {
+    let (a_col_stride, a_row_stride) = match left {
+        LeftLayout::RowMajor => (1, k as isize),
+        LeftLayout::Transposed => (m as isize, 1),
+    };
+    let (b_col_stride, b_row_stride) = match right {
         RightLayout::RowMajor => (1, n as isize),
         RightLayout::Transposed => (k as isize, 1),
     };
@@ -74,9 +114,10 @@ pub fn matmul(
         Threads::Pool => gemm::Parallelism::Rayon(0),
     };
     // SAFETY: the lengths were checked above, so every element the strides address lies inside
-    // its slice: A (i, p) at i·k + p < m·k; B (p, j) at p·n + j (row-major) or j·k + p
-    // (transposed) < k·n; C (i, j) at i·n + j < m·n. `c` is borrowed mutably, so it aliases
-    // neither input. gemm reads C only when `read_dst` (accumulate) is set.
+    // its slice: A (i, p) at i·k + p (row-major) or p·m + i (transposed) < m·k; B (p, j) at
+    // p·n + j (row-major) or j·k + p (transposed) < k·n; C (i, j) at i·n + j < m·n. `c` is
+    // borrowed mutably, so it aliases neither input. gemm reads C only when `read_dst`
+    // (accumulate) is set.
     unsafe {
         gemm::gemm(
             m,
@@ -87,8 +128,8 @@ pub fn matmul(
             n as isize,
             accumulate,
             a.as_ptr(),
-            1,
-            k as isize,
+            a_col_stride,
+            a_row_stride,
             b.as_ptr(),
             b_col_stride,
             b_row_stride,
@@ -139,6 +180,29 @@ mod tests {
                 }
             }
             let truth = naive(&a, &b, m, k, n);
+            let mut a_t = vec![0.0f32; m * k];
+            for i in 0..m {
+                for p in 0..k {
+                    a_t[p * m + i] = a[i * k + p];
+                }
+            }
+            let mut c = vec![f32::NAN; m * n];
+            matmul_layouts(
+                &mut c,
+                &a_t,
+                &b_t,
+                (m, k, n),
+                (LeftLayout::Transposed, RightLayout::Transposed),
+                false,
+                Threads::Pool,
+            )
+            .unwrap();
+            for i in 0..m * n {
+                assert!(
+                    (c[i] - truth[i]).abs() <= 1e-4 * (1.0 + truth[i].abs()),
+                    "Aᵀ {m}x{k}x{n}"
+                );
+            }
             for threads in [Threads::Single, Threads::Pool] {
                 for (layout, rhs) in [(RightLayout::RowMajor, &b), (RightLayout::Transposed, &b_t)]
                 {

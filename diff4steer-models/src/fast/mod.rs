@@ -26,6 +26,7 @@
 //! ```
 
 mod denoiser;
+mod gradients;
 mod guidance;
 mod kernels;
 mod layers;
@@ -35,6 +36,7 @@ mod scorer;
 mod seeds;
 
 pub use diff4steer_index::dense::Threads;
+pub use gradients::{HostGradients, PriorGradients};
 pub use guidance::{HostGuidance, HostSteering, HostTerm, HostTermCondition};
 pub use prior::{FastPrior, FastScratch, HostCondition, NamedTensor};
 pub use sampler::FastSampler;

@@ -18,7 +18,7 @@ pub use config::TrainingConfig;
 pub use curve::{write_loss_csv, write_loss_plot, LossPoint};
 pub use data::PairData;
 pub use ema::ExponentialMovingAverage;
-pub use objective::{Batch, TrainableModel};
+pub use objective::{Batch, HostBatch, TrainableModel};
 pub use pair_mix::{musiccaps_pairs, PairMix};
 pub use schedule::learning_rate;
 pub use trainer::{train_prior, train_regression, Output, TrainingReport};

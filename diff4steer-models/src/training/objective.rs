@@ -30,7 +30,27 @@ pub struct Batch<B: Backend> {
     pub noise: Tensor<B, 2>,
 }
 
-impl<B: Backend> Batch<B> {
+/// [`Batch`]'s draws on the host (row-major values), before they become tensors: what the
+/// host training path ([`crate::fast::PriorGradients`]) consumes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    /// Queries `[batch, query_dim]`.
+    pub queries: Vec<f32>,
+    /// Clean targets `[batch, target_dim]`.
+    pub targets: Vec<f32>,
+    /// Rows whose query is dropped (null condition).
+    pub null_rows: Vec<bool>,
+    /// σ per row.
+    pub sigma: Vec<f32>,
+    /// ε ~ N(0, I), `[batch, target_dim]`.
+    pub noise: Vec<f32>,
+    /// Width of a query.
+    pub query_dim: usize,
+    /// Width of a target.
+    pub target_dim: usize,
+}
+
+impl HostBatch {
     /// Draws a batch from `rng`: `batch` rows with replacement ([`PairData::draw_row`]: by the
     /// data's sampling weights, else uniformly; with `conditional_only`, only rows with a query),
     /// or `rows` when given, then σ, ε and the dropout flags, in that order. Target-only rows are
@@ -42,7 +62,6 @@ impl<B: Backend> Batch<B> {
         conditional_only: bool,
         config: &TrainingConfig,
         rng: &mut ChaCha8Rng,
-        device: &B::Device,
     ) -> Self {
         let picked: Vec<usize> = match rows {
             Some(r) => r.to_vec(),
@@ -51,7 +70,7 @@ impl<B: Backend> Batch<B> {
                 .collect(),
         };
         let n = picked.len();
-        let (q, t) = data.gather(&picked);
+        let (queries, targets) = data.gather(&picked);
         let sigma: Vec<f32> = (0..n)
             .map(|_| {
                 (config.p_mean + config.p_std * rng.sample::<f64, _>(StandardNormal)).exp() as f32
@@ -68,11 +87,48 @@ impl<B: Backend> Batch<B> {
             })
             .collect();
         Self {
-            queries: Tensor::from_data(TensorData::new(q, [n, data.query_dim()]), device),
-            targets: Tensor::from_data(TensorData::new(t, [n, data.target_dim()]), device),
+            queries,
+            targets,
             null_rows,
-            sigma: Tensor::from_data(TensorData::new(sigma, [n]), device),
-            noise: Tensor::from_data(TensorData::new(noise, [n, data.target_dim()]), device),
+            sigma,
+            noise,
+            query_dim: data.query_dim(),
+            target_dim: data.target_dim(),
+        }
+    }
+
+    /// Rows in the batch.
+    pub fn rows(&self) -> usize {
+        self.sigma.len()
+    }
+}
+
+impl<B: Backend> Batch<B> {
+    /// [`HostBatch::draw`], as tensors on `device`.
+    pub fn draw(
+        data: &PairData,
+        rows: Option<&[usize]>,
+        batch: usize,
+        conditional_only: bool,
+        config: &TrainingConfig,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> Self {
+        Self::from_host(
+            HostBatch::draw(data, rows, batch, conditional_only, config, rng),
+            device,
+        )
+    }
+
+    /// A host batch as tensors on `device`.
+    pub fn from_host(host: HostBatch, device: &B::Device) -> Self {
+        let n = host.rows();
+        Self {
+            queries: Tensor::from_data(TensorData::new(host.queries, [n, host.query_dim]), device),
+            targets: Tensor::from_data(TensorData::new(host.targets, [n, host.target_dim]), device),
+            null_rows: host.null_rows,
+            sigma: Tensor::from_data(TensorData::new(host.sigma, [n]), device),
+            noise: Tensor::from_data(TensorData::new(host.noise, [n, host.target_dim]), device),
         }
     }
 

@@ -1,0 +1,797 @@
+//! [`PriorGradients`]: the diffusion prior's training loss and its gradient with respect to every
+//! parameter, computed on host buffers by a hand-written backward pass — the CPU training path.
+//!
+//! burn's autodiff on a CPU backend runs every tensor operation as its own kernel with its own
+//! allocation (a training step of the 512×4 prior spends about a third of its time in matrix
+//! products, the rest in element-wise kernels, the dropout RNG and bookkeeping; BENCHMARKS.md).
+//! Here the forward pass keeps what the backward pass needs, each linear layer is one GEMM
+//! forward and two backward (dX = dY·Wᵀ, dW = Xᵀ·dY), and layer norm, FiLM, SiLU and the EDM
+//! weighting are fused loops. The model stays a burn `Module`: its weights are read from it,
+//! the gradients go back as burn's [`GradientsParams`] for its optimiser, so checkpoints, resume
+//! and the optimiser are unchanged (tests/host_gradients.rs checks the gradients against burn's
+//! autodiff).
+//!
+//! The loss is EDM's (Karras et al. 2022, Eq. 2 with the weighting λ(σ) of Table 1):
+//! L = mean over rows i and dimensions j of λ(σ_i)·(D(x_i + σ_i·ε_i; σ_i, q_i) − x_i)², with D the
+//! preconditioned network of [`DiffusionPrior`] (METHOD.md).
+
+use burn::optim::GradientsParams;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use diff4steer_index::dense::{matmul_layouts, LeftLayout, RightLayout, Threads};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use super::kernels::exp;
+use super::layers::{HostLayerNorm, HostLinear, LAYER_NORM_EPSILON};
+use crate::network::angular_frequencies;
+use crate::prior::DiffusionPrior;
+use crate::training::HostBatch;
+use crate::{ModelError, Result};
+
+/// One residual block's parameters (or their gradients).
+#[derive(Debug, Clone)]
+struct Block {
+    norm_in: HostLayerNorm,
+    linear_in: HostLinear,
+    norm_out: HostLayerNorm,
+    film: HostLinear,
+    linear_out: HostLinear,
+}
+
+/// Every parameter of a prior on the host, in burn's layouts (linear weights `[d_in, d_out]`);
+/// the same structure holds their gradients.
+#[derive(Debug, Clone)]
+struct Params {
+    input: HostLinear,
+    blocks: Vec<Block>,
+    norm_out: HostLayerNorm,
+    output: HostLinear,
+    noise_in: HostLinear,
+    noise_out: HostLinear,
+    query_projection: HostLinear,
+    query_input: Option<HostLinear>,
+    null_query: Vec<f32>,
+}
+
+fn zeros_like_linear(l: &HostLinear) -> HostLinear {
+    HostLinear {
+        d_in: l.d_in,
+        d_out: l.d_out,
+        weight: vec![0.0; l.weight.len()],
+        bias: vec![0.0; l.bias.len()],
+    }
+}
+
+fn zeros_like_norm(n: &HostLayerNorm) -> HostLayerNorm {
+    HostLayerNorm {
+        gamma: vec![0.0; n.gamma.len()],
+        beta: vec![0.0; n.beta.len()],
+    }
+}
+
+impl Params {
+    fn zeros_like(&self) -> Self {
+        Self {
+            input: zeros_like_linear(&self.input),
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| Block {
+                    norm_in: zeros_like_norm(&b.norm_in),
+                    linear_in: zeros_like_linear(&b.linear_in),
+                    norm_out: zeros_like_norm(&b.norm_out),
+                    film: zeros_like_linear(&b.film),
+                    linear_out: zeros_like_linear(&b.linear_out),
+                })
+                .collect(),
+            norm_out: zeros_like_norm(&self.norm_out),
+            output: zeros_like_linear(&self.output),
+            noise_in: zeros_like_linear(&self.noise_in),
+            noise_out: zeros_like_linear(&self.noise_out),
+            query_projection: zeros_like_linear(&self.query_projection),
+            query_input: self.query_input.as_ref().map(zeros_like_linear),
+            null_query: vec![0.0; self.null_query.len()],
+        }
+    }
+}
+
+/// The gradient of the training loss with respect to every parameter of a prior, in the
+/// prior's structure; [`HostGradients::register`] hands it to burn's optimiser.
+#[derive(Debug, Clone)]
+pub struct HostGradients {
+    params: Params,
+}
+
+/// The prior's loss and gradients on the host (see the module docs): built from a
+/// [`DiffusionPrior`] of any backend (its current weights), then
+/// [`loss_and_gradients`](Self::loss_and_gradients) for a [`HostBatch`].
+#[derive(Debug, Clone)]
+pub struct PriorGradients {
+    params: Params,
+    target_dim: usize,
+    query_dim: usize,
+    width: usize,
+    embedding_dim: usize,
+    sigma_data: f32,
+    frequencies: Vec<f32>,
+    dropout: f64,
+}
+
+/// What the backward pass needs of one block's forward pass.
+struct BlockCache {
+    /// LN₁(h) before its affine map, and 1/σ per row.
+    ln1_hat: Vec<f32>,
+    ln1_rstd: Vec<f32>,
+    /// LN₁(h)·γ + β (SiLU's input), and SiLU of it (Linear₁'s input).
+    ln1_out: Vec<f32>,
+    silu1: Vec<f32>,
+    /// LN₂(Linear₁(…)) before its affine map, and 1/σ per row.
+    ln2_hat: Vec<f32>,
+    ln2_rstd: Vec<f32>,
+    /// FiLM's [scale, shift] per row.
+    film: Vec<f32>,
+    /// SiLU's input y = LN₂(…)·(1 + scale) + shift.
+    pre_silu: Vec<f32>,
+    /// Linear₂'s input: SiLU(y) with dropout applied.
+    dropped: Vec<f32>,
+    /// The dropout mask scaled by 1/(1 − p) (empty without dropout).
+    mask: Vec<f32>,
+}
+
+/// σ(x) = 1/(1 + e^{−x}).
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// d SiLU(x)/dx = σ(x)·(1 + x·(1 − σ(x))).
+#[inline(always)]
+fn silu_derivative(x: f32) -> f32 {
+    let s = sigmoid(x);
+    s * (1.0 + x * (1.0 - s))
+}
+
+/// y = x·W + b (with `accumulate`, y += x·W + b) for `x` `[n, d_in]`.
+fn linear(l: &HostLinear, x: &[f32], y: &mut [f32], accumulate: bool) {
+    let n = x.len() / l.d_in;
+    for row in y.chunks_exact_mut(l.d_out) {
+        if accumulate {
+            row.iter_mut().zip(&l.bias).for_each(|(o, b)| *o += b);
+        } else {
+            row.copy_from_slice(&l.bias);
+        }
+    }
+    matmul_layouts(
+        y,
+        x,
+        &l.weight,
+        (n, l.d_in, l.d_out),
+        (LeftLayout::RowMajor, RightLayout::RowMajor),
+        true,
+        Threads::Pool,
+    )
+    .expect("shapes follow the layer");
+}
+
+/// The backward pass of [`linear`]: dW += xᵀ·dy, db += Σ_rows dy (when `bias`), and
+/// dx = dy·Wᵀ (added to `dx` with `accumulate`).
+fn linear_backward(
+    l: &HostLinear,
+    grad: &mut HostLinear,
+    x: &[f32],
+    dy: &[f32],
+    dx: Option<(&mut [f32], bool)>,
+    bias: bool,
+) {
+    let n = dy.len() / l.d_out;
+    matmul_layouts(
+        &mut grad.weight,
+        x,
+        dy,
+        (l.d_in, n, l.d_out),
+        (LeftLayout::Transposed, RightLayout::RowMajor),
+        true,
+        Threads::Pool,
+    )
+    .expect("shapes follow the layer");
+    if bias {
+        for row in dy.chunks_exact(l.d_out) {
+            grad.bias.iter_mut().zip(row).for_each(|(g, d)| *g += d);
+        }
+    }
+    if let Some((dx, accumulate)) = dx {
+        matmul_layouts(
+            dx,
+            dy,
+            &l.weight,
+            (n, l.d_out, l.d_in),
+            (LeftLayout::RowMajor, RightLayout::Transposed),
+            accumulate,
+            Threads::Pool,
+        )
+        .expect("shapes follow the layer");
+    }
+}
+
+/// Row-wise layer norm of `x` (`[n, w]`): x̂ and 1/√(var + ε) per row, and x̂·γ + β.
+fn layer_norm(norm: &HostLayerNorm, x: &[f32], hat: &mut [f32], rstd: &mut [f32], out: &mut [f32]) {
+    let w = norm.gamma.len();
+    for (((row, h), r), o) in x
+        .chunks_exact(w)
+        .zip(hat.chunks_exact_mut(w))
+        .zip(rstd.iter_mut())
+        .zip(out.chunks_exact_mut(w))
+    {
+        let mean = row.iter().sum::<f32>() / w as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / w as f32;
+        *r = 1.0 / (var + LAYER_NORM_EPSILON).sqrt();
+        for (((hv, ov), &xv), (g, b)) in h
+            .iter_mut()
+            .zip(o.iter_mut())
+            .zip(row)
+            .zip(norm.gamma.iter().zip(&norm.beta))
+        {
+            *hv = (xv - mean) * *r;
+            *ov = *hv * g + b;
+        }
+    }
+}
+
+/// The backward pass of [`layer_norm`]: dγ += Σ dy·x̂, dβ += Σ dy, and
+/// dx = rstd·(d x̂ − mean(d x̂) − x̂·mean(d x̂·x̂)) with d x̂ = dy·γ (added to `dx` with
+/// `accumulate`).
+fn layer_norm_backward(
+    norm: &HostLayerNorm,
+    grad: &mut HostLayerNorm,
+    hat: &[f32],
+    rstd: &[f32],
+    dy: &[f32],
+    dx: &mut [f32],
+    accumulate: bool,
+) {
+    let w = norm.gamma.len();
+    let mut dhat = vec![0.0f32; w];
+    for (((h, &r), d), out) in hat
+        .chunks_exact(w)
+        .zip(rstd)
+        .zip(dy.chunks_exact(w))
+        .zip(dx.chunks_exact_mut(w))
+    {
+        let (mut m1, mut m2) = (0.0f32, 0.0f32);
+        for j in 0..w {
+            grad.gamma[j] += d[j] * h[j];
+            grad.beta[j] += d[j];
+            dhat[j] = d[j] * norm.gamma[j];
+            m1 += dhat[j];
+            m2 += dhat[j] * h[j];
+        }
+        m1 /= w as f32;
+        m2 /= w as f32;
+        for j in 0..w {
+            let v = r * (dhat[j] - m1 - h[j] * m2);
+            if accumulate {
+                out[j] += v;
+            } else {
+                out[j] = v;
+            }
+        }
+    }
+}
+
+impl PriorGradients {
+    /// Copies `prior`'s current weights to the host.
+    ///
+    /// # Errors
+    /// [`ModelError::Core`] when a tensor cannot be read back.
+    pub fn from_prior<B: Backend>(prior: &DiffusionPrior<B>) -> Result<Self> {
+        let backbone = &prior.backbone;
+        let blocks = backbone
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(Block {
+                    norm_in: HostLayerNorm::from_burn(&b.norm_in)?,
+                    linear_in: HostLinear::from_burn(&b.linear_in)?,
+                    norm_out: HostLayerNorm::from_burn(&b.norm_out)?,
+                    film: HostLinear::from_burn(&b.film)?,
+                    linear_out: HostLinear::from_burn(&b.linear_out)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let dropout = backbone.blocks.first().map_or(0.0, |b| b.dropout.prob);
+        let params = Params {
+            input: HostLinear::from_burn(&backbone.input)?,
+            blocks,
+            norm_out: HostLayerNorm::from_burn(&backbone.norm_out)?,
+            output: HostLinear::from_burn(&backbone.output)?,
+            noise_in: HostLinear::from_burn(&prior.noise_in)?,
+            noise_out: HostLinear::from_burn(&prior.noise_out)?,
+            query_projection: HostLinear::from_burn(&prior.query_projection)?,
+            query_input: prior
+                .query_input
+                .as_ref()
+                .map(HostLinear::from_burn)
+                .transpose()?,
+            null_query: diff4steer_core::tensor_util::to_host_f32(prior.null_query.val())?,
+        };
+        Ok(Self {
+            width: params.input.d_out,
+            embedding_dim: params.noise_out.d_out,
+            params,
+            target_dim: prior.target_dim,
+            query_dim: prior.query_dim,
+            sigma_data: prior.sigma_data as f32,
+            frequencies: angular_frequencies(prior.fourier_features),
+            dropout,
+        })
+    }
+
+    /// The dropout probability inside the blocks (burn's `Dropout` of the prior).
+    pub fn dropout(&self) -> f64 {
+        self.dropout
+    }
+
+    /// The loss of `batch` (targets in the prior's own units, as training draws them) and its
+    /// gradient. Dropout masks (inside the residual blocks, as training does) are drawn from
+    /// `dropout_seed`: the same seed gives the same masks, whatever the thread count.
+    ///
+    /// # Errors
+    /// [`ModelError::Data`] when the batch's widths differ from the prior's.
+    pub fn loss_and_gradients(
+        &self,
+        batch: &HostBatch,
+        dropout_seed: u64,
+    ) -> Result<(f64, HostGradients)> {
+        let (t, q, w, e) = (
+            self.target_dim,
+            self.query_dim,
+            self.width,
+            self.embedding_dim,
+        );
+        if batch.target_dim != t || batch.query_dim != q {
+            return Err(ModelError::Data {
+                source_name: "training batch".into(),
+                reason: format!(
+                    "{}-d queries and {}-d targets, the prior takes {q} and {t}",
+                    batch.query_dim, batch.target_dim
+                ),
+            });
+        }
+        let n = batch.rows();
+        let p = &self.params;
+        let mut g = p.zeros_like();
+        let sd = self.sigma_data;
+        let sd2 = sd * sd;
+
+        // Preconditioning and the noisy input.
+        let mut x_noisy = vec![0.0f32; n * t];
+        let mut x_in = vec![0.0f32; n * t];
+        let mut c_skip = vec![0.0f32; n];
+        let mut c_out = vec![0.0f32; n];
+        let mut weight = vec![0.0f32; n];
+        for i in 0..n {
+            let s = batch.sigma[i];
+            let total = s * s + sd2;
+            let c_in = 1.0 / total.sqrt();
+            c_skip[i] = sd2 / total;
+            c_out[i] = s * sd / total.sqrt();
+            weight[i] = total / (s * s * sd2);
+            for j in 0..t {
+                let v = batch.targets[i * t + j] + batch.noise[i * t + j] * s;
+                x_noisy[i * t + j] = v;
+                x_in[i * t + j] = v * c_in;
+            }
+        }
+        // The effective query: the learned null query on null rows.
+        let mut query = batch.queries.clone();
+        for (row, &null) in query.chunks_exact_mut(q).zip(&batch.null_rows) {
+            if null {
+                row.copy_from_slice(&p.null_query);
+            }
+        }
+        // The conditioning vector c = MLP(Fourier(¼ ln σ)) + W_q·q, and SiLU(c) for FiLM.
+        let count = self.frequencies.len();
+        let mut features = vec![0.0f32; n * 2 * count];
+        for (row, &s) in features.chunks_exact_mut(2 * count).zip(&batch.sigma) {
+            let c_noise = s.ln() * 0.25;
+            for (k, &f) in self.frequencies.iter().enumerate() {
+                let angle = c_noise * f;
+                row[k] = angle.sin();
+                row[count + k] = angle.cos();
+            }
+        }
+        let mut noise_hidden = vec![0.0f32; n * e];
+        linear(&p.noise_in, &features, &mut noise_hidden, false);
+        let noise_act: Vec<f32> = noise_hidden.iter().map(|&v| v * sigmoid(v)).collect();
+        let mut cond = vec![0.0f32; n * e];
+        linear(&p.noise_out, &noise_act, &mut cond, false);
+        linear(&p.query_projection, &query, &mut cond, true);
+        let cond_act: Vec<f32> = cond.iter().map(|&v| v * sigmoid(v)).collect();
+
+        // The backbone.
+        let mut h = vec![0.0f32; n * w];
+        linear(&p.input, &x_in, &mut h, false);
+        if let Some(qi) = &p.query_input {
+            linear(qi, &query, &mut h, true);
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(dropout_seed);
+        let keep = 1.0 - self.dropout as f32;
+        let mut caches = Vec::with_capacity(p.blocks.len());
+        let mut u = vec![0.0f32; n * w];
+        for block in &p.blocks {
+            let mut c = BlockCache {
+                ln1_hat: vec![0.0; n * w],
+                ln1_rstd: vec![0.0; n],
+                ln1_out: vec![0.0; n * w],
+                silu1: vec![0.0; n * w],
+                ln2_hat: vec![0.0; n * w],
+                ln2_rstd: vec![0.0; n],
+                film: vec![0.0; n * 2 * w],
+                pre_silu: vec![0.0; n * w],
+                dropped: vec![0.0; n * w],
+                mask: Vec::new(),
+            };
+            layer_norm(
+                &block.norm_in,
+                &h,
+                &mut c.ln1_hat,
+                &mut c.ln1_rstd,
+                &mut c.ln1_out,
+            );
+            for (s, &a) in c.silu1.iter_mut().zip(&c.ln1_out) {
+                *s = a * sigmoid(a);
+            }
+            linear(&block.linear_in, &c.silu1, &mut u, false);
+            let mut ln2 = vec![0.0f32; n * w];
+            layer_norm(
+                &block.norm_out,
+                &u,
+                &mut c.ln2_hat,
+                &mut c.ln2_rstd,
+                &mut ln2,
+            );
+            linear(&block.film, &cond_act, &mut c.film, false);
+            for i in 0..n {
+                let (scale, shift) = c.film[i * 2 * w..(i + 1) * 2 * w].split_at(w);
+                for j in 0..w {
+                    let y = ln2[i * w + j] * (1.0 + scale[j]) + shift[j];
+                    c.pre_silu[i * w + j] = y;
+                    c.dropped[i * w + j] = y * sigmoid(y);
+                }
+            }
+            if self.dropout > 0.0 {
+                c.mask = (0..n * w)
+                    .map(|_| {
+                        if rng.random::<f32>() < keep {
+                            1.0 / keep
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect();
+                c.dropped.iter_mut().zip(&c.mask).for_each(|(z, m)| *z *= m);
+            }
+            linear(&block.linear_out, &c.dropped, &mut h, true);
+            caches.push(c);
+        }
+        // The head: F = W_o·SiLU(LN(h)) + b_o, D = c_skip·x + c_out·F.
+        let mut out_hat = vec![0.0f32; n * w];
+        let mut out_rstd = vec![0.0f32; n];
+        let mut out_ln = vec![0.0f32; n * w];
+        layer_norm(&p.norm_out, &h, &mut out_hat, &mut out_rstd, &mut out_ln);
+        let out_act: Vec<f32> = out_ln.iter().map(|&v| v * sigmoid(v)).collect();
+        let mut f = vec![0.0f32; n * t];
+        linear(&p.output, &out_act, &mut f, false);
+
+        // Loss and dL/dF.
+        let scale = 2.0 / (n * t) as f32;
+        let mut loss = 0.0f64;
+        let mut df = vec![0.0f32; n * t];
+        for i in 0..n {
+            for j in 0..t {
+                let k = i * t + j;
+                let r = c_skip[i] * x_noisy[k] + c_out[i] * f[k] - batch.targets[k];
+                loss += f64::from(weight[i] * r * r);
+                df[k] = scale * weight[i] * r * c_out[i];
+            }
+        }
+        loss /= (n * t) as f64;
+
+        // Backward through the head.
+        let mut d_act = vec![0.0f32; n * w];
+        linear_backward(
+            &p.output,
+            &mut g.output,
+            &out_act,
+            &df,
+            Some((&mut d_act, false)),
+            true,
+        );
+        for (d, &v) in d_act.iter_mut().zip(&out_ln) {
+            *d *= silu_derivative(v);
+        }
+        let mut dh = vec![0.0f32; n * w];
+        layer_norm_backward(
+            &p.norm_out,
+            &mut g.norm_out,
+            &out_hat,
+            &out_rstd,
+            &d_act,
+            &mut dh,
+            false,
+        );
+
+        // Backward through the blocks, last first; dh is the gradient of the block's output.
+        let mut d_cond_act = vec![0.0f32; n * e];
+        let mut du = vec![0.0f32; n * w];
+        let mut d_ln1 = vec![0.0f32; n * w];
+        let mut d_film = vec![0.0f32; n * 2 * w];
+        for (b, block) in p.blocks.iter().enumerate().rev() {
+            let c = &caches[b];
+            let gb = &mut g.blocks[b];
+            // h_out = h_in + Linear₂(dropout(SiLU(y))).
+            let mut dz = vec![0.0f32; n * w];
+            linear_backward(
+                &block.linear_out,
+                &mut gb.linear_out,
+                &c.dropped,
+                &dh,
+                Some((&mut dz, false)),
+                true,
+            );
+            if !c.mask.is_empty() {
+                dz.iter_mut().zip(&c.mask).for_each(|(d, m)| *d *= m);
+            }
+            let mut dln2 = vec![0.0f32; n * w];
+            for i in 0..n {
+                let (scale, _) = c.film[i * 2 * w..(i + 1) * 2 * w].split_at(w);
+                let (ng, nb) = (&block.norm_out.gamma, &block.norm_out.beta);
+                for j in 0..w {
+                    let k = i * w + j;
+                    let dy = dz[k] * silu_derivative(c.pre_silu[k]);
+                    let ln2 = c.ln2_hat[k] * ng[j] + nb[j];
+                    d_film[i * 2 * w + j] = dy * ln2;
+                    d_film[i * 2 * w + w + j] = dy;
+                    dln2[k] = dy * (1.0 + scale[j]);
+                }
+            }
+            linear_backward(
+                &block.film,
+                &mut gb.film,
+                &cond_act,
+                &d_film,
+                Some((&mut d_cond_act, true)),
+                true,
+            );
+            layer_norm_backward(
+                &block.norm_out,
+                &mut gb.norm_out,
+                &c.ln2_hat,
+                &c.ln2_rstd,
+                &dln2,
+                &mut du,
+                false,
+            );
+            let mut ds = vec![0.0f32; n * w];
+            linear_backward(
+                &block.linear_in,
+                &mut gb.linear_in,
+                &c.silu1,
+                &du,
+                Some((&mut ds, false)),
+                true,
+            );
+            for ((d, &s), &a) in d_ln1.iter_mut().zip(&ds).zip(&c.ln1_out) {
+                *d = s * silu_derivative(a);
+            }
+            // dh_in = dh_out (the residual) + LN₁'s backward.
+            layer_norm_backward(
+                &block.norm_in,
+                &mut gb.norm_in,
+                &c.ln1_hat,
+                &c.ln1_rstd,
+                &d_ln1,
+                &mut dh,
+                true,
+            );
+        }
+
+        // Backward through the input layers.
+        let mut d_query = vec![0.0f32; n * q];
+        linear_backward(&p.input, &mut g.input, &x_in, &dh, None, true);
+        if let (Some(qi), Some(gqi)) = (&p.query_input, &mut g.query_input) {
+            linear_backward(qi, gqi, &query, &dh, Some((&mut d_query, true)), false);
+        }
+        // Backward through the conditioning path.
+        let mut d_cond = d_cond_act;
+        for (d, &v) in d_cond.iter_mut().zip(&cond) {
+            *d *= silu_derivative(v);
+        }
+        linear_backward(
+            &p.query_projection,
+            &mut g.query_projection,
+            &query,
+            &d_cond,
+            Some((&mut d_query, true)),
+            true,
+        );
+        let mut d_noise_act = vec![0.0f32; n * e];
+        linear_backward(
+            &p.noise_out,
+            &mut g.noise_out,
+            &noise_act,
+            &d_cond,
+            Some((&mut d_noise_act, false)),
+            true,
+        );
+        for (d, &v) in d_noise_act.iter_mut().zip(&noise_hidden) {
+            *d *= silu_derivative(v);
+        }
+        linear_backward(
+            &p.noise_in,
+            &mut g.noise_in,
+            &features,
+            &d_noise_act,
+            None,
+            true,
+        );
+        for (row, &null) in d_query.chunks_exact(q).zip(&batch.null_rows) {
+            if null {
+                g.null_query
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(gv, d)| *gv += d);
+            }
+        }
+        Ok((loss, HostGradients { params: g }))
+    }
+}
+
+impl HostGradients {
+    /// Registers every gradient for the matching parameter of `prior` (the model the gradients
+    /// were computed for) in `grads`, as tensors on `device` — what burn's optimiser takes.
+    pub fn register<B: burn::tensor::backend::AutodiffBackend>(
+        &self,
+        prior: &DiffusionPrior<B>,
+        grads: &mut GradientsParams,
+        device: &B::Device,
+    ) {
+        fn matrix<B: Backend>(
+            values: &[f32],
+            rows: usize,
+            cols: usize,
+            device: &B::Device,
+        ) -> Tensor<B, 2> {
+            Tensor::from_data(TensorData::new(values.to_vec(), [rows, cols]), device)
+        }
+        fn vector<B: Backend>(values: &[f32], device: &B::Device) -> Tensor<B, 1> {
+            Tensor::from_data(TensorData::new(values.to_vec(), [values.len()]), device)
+        }
+        fn lin<B: burn::tensor::backend::AutodiffBackend>(
+            layer: &burn::nn::Linear<B>,
+            g: &HostLinear,
+            grads: &mut GradientsParams,
+            device: &B::Device,
+        ) {
+            grads.register::<B::InnerBackend, 2>(
+                layer.weight.id,
+                matrix(&g.weight, g.d_in, g.d_out, device),
+            );
+            if let Some(bias) = &layer.bias {
+                grads.register::<B::InnerBackend, 1>(bias.id, vector(&g.bias, device));
+            }
+        }
+        fn norm<B: burn::tensor::backend::AutodiffBackend>(
+            layer: &burn::nn::LayerNorm<B>,
+            g: &HostLayerNorm,
+            grads: &mut GradientsParams,
+            device: &B::Device,
+        ) {
+            grads.register::<B::InnerBackend, 1>(layer.gamma.id, vector(&g.gamma, device));
+            if let Some(beta) = &layer.beta {
+                grads.register::<B::InnerBackend, 1>(beta.id, vector(&g.beta, device));
+            }
+        }
+        let g = &self.params;
+        let backbone = &prior.backbone;
+        lin(&backbone.input, &g.input, grads, device);
+        for (block, gb) in backbone.blocks.iter().zip(&g.blocks) {
+            norm(&block.norm_in, &gb.norm_in, grads, device);
+            lin(&block.linear_in, &gb.linear_in, grads, device);
+            norm(&block.norm_out, &gb.norm_out, grads, device);
+            lin(&block.film, &gb.film, grads, device);
+            lin(&block.linear_out, &gb.linear_out, grads, device);
+        }
+        norm(&backbone.norm_out, &g.norm_out, grads, device);
+        lin(&backbone.output, &g.output, grads, device);
+        lin(&prior.noise_in, &g.noise_in, grads, device);
+        lin(&prior.noise_out, &g.noise_out, grads, device);
+        lin(&prior.query_projection, &g.query_projection, grads, device);
+        if let (Some(layer), Some(gq)) = (&prior.query_input, &g.query_input) {
+            lin(layer, gq, grads, device);
+        }
+        grads.register::<B::InnerBackend, 2>(
+            prior.null_query.id,
+            matrix(&g.null_query, 1, g.null_query.len(), device),
+        );
+    }
+
+    /// Every gradient as (name, values), in a fixed order (for tests and diagnostics).
+    pub fn named(&self) -> Vec<(String, &[f32])> {
+        let g = &self.params;
+        let mut out: Vec<(String, &[f32])> = Vec::new();
+        fn push<'a>(out: &mut Vec<(String, &'a [f32])>, name: String, values: &'a [f32]) {
+            out.push((name, values));
+        }
+        push(&mut out, "input.weight".into(), &g.input.weight);
+        push(&mut out, "input.bias".into(), &g.input.bias);
+        for (i, b) in g.blocks.iter().enumerate() {
+            push(
+                &mut out,
+                format!("blocks.{i}.norm_in.gamma"),
+                &b.norm_in.gamma,
+            );
+            push(
+                &mut out,
+                format!("blocks.{i}.norm_in.beta"),
+                &b.norm_in.beta,
+            );
+            push(
+                &mut out,
+                format!("blocks.{i}.linear_in.weight"),
+                &b.linear_in.weight,
+            );
+            push(
+                &mut out,
+                format!("blocks.{i}.linear_in.bias"),
+                &b.linear_in.bias,
+            );
+            push(
+                &mut out,
+                format!("blocks.{i}.norm_out.gamma"),
+                &b.norm_out.gamma,
+            );
+            push(
+                &mut out,
+                format!("blocks.{i}.norm_out.beta"),
+                &b.norm_out.beta,
+            );
+            push(&mut out, format!("blocks.{i}.film.weight"), &b.film.weight);
+            push(&mut out, format!("blocks.{i}.film.bias"), &b.film.bias);
+            push(
+                &mut out,
+                format!("blocks.{i}.linear_out.weight"),
+                &b.linear_out.weight,
+            );
+            push(
+                &mut out,
+                format!("blocks.{i}.linear_out.bias"),
+                &b.linear_out.bias,
+            );
+        }
+        push(&mut out, "norm_out.gamma".into(), &g.norm_out.gamma);
+        push(&mut out, "norm_out.beta".into(), &g.norm_out.beta);
+        push(&mut out, "output.weight".into(), &g.output.weight);
+        push(&mut out, "output.bias".into(), &g.output.bias);
+        push(&mut out, "noise_in.weight".into(), &g.noise_in.weight);
+        push(&mut out, "noise_in.bias".into(), &g.noise_in.bias);
+        push(&mut out, "noise_out.weight".into(), &g.noise_out.weight);
+        push(&mut out, "noise_out.bias".into(), &g.noise_out.bias);
+        push(
+            &mut out,
+            "query_projection.weight".into(),
+            &g.query_projection.weight,
+        );
+        push(
+            &mut out,
+            "query_projection.bias".into(),
+            &g.query_projection.bias,
+        );
+        if let Some(qi) = &g.query_input {
+            push(&mut out, "query_input.weight".into(), &qi.weight);
+        }
+        push(&mut out, "null_query".into(), &g.null_query);
+        out
+    }
+}
