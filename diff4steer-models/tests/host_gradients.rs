@@ -75,7 +75,10 @@ struct Compare<'a> {
 impl ModuleVisitor<AB> for Compare<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<AB, D>>) {
         let Some(burn) = self.burn.get::<B, D>(param.id) else {
-            panic!("burn has no gradient for a parameter of shape {:?}", param.val().dims());
+            panic!(
+                "burn has no gradient for a parameter of shape {:?}",
+                param.val().dims()
+            );
         };
         let burn: Vec<f32> = burn.into_data().to_vec().unwrap();
         let host: Vec<f32> = self
@@ -133,7 +136,11 @@ fn the_host_gradients_equal_burns_autodiff_for_every_parameter() {
         };
         model.visit(&mut compare);
         println!("{target}/{query}/{width}×{depth}: loss {host_loss:.6} vs {burn_loss:.6}, {} gradients, worst error {:.2e}", compare.count, compare.worst);
-        assert_eq!(compare.count, host_grads.len(), "one gradient per parameter");
+        assert_eq!(
+            compare.count,
+            host_grads.len(),
+            "one gradient per parameter"
+        );
         assert!(
             compare.worst <= 1e-5,
             "{target}/{query}/{width}×{depth}: worst gradient error {:.2e}",

@@ -60,6 +60,9 @@ pub struct BackendArgs {
     /// Timed repeats (sample-speed).
     #[arg(long, default_value_t = 10)]
     pub repeats: usize,
+    /// Train through burn's autodiff even on a CPU backend (not the host gradient path).
+    #[arg(long)]
+    pub autodiff: bool,
 }
 
 /// Synthetic training pairs of the reference shapes.
@@ -86,6 +89,7 @@ fn config(args: &BackendArgs) -> DiffusionPriorConfig {
 
 fn training(steps: usize, batch: usize) -> TrainingConfig {
     TrainingConfig::new()
+        .with_host_gradients(true)
         .with_steps(steps)
         .with_batch_size(batch)
         .with_checkpoint_every(0)
@@ -98,9 +102,10 @@ fn training(steps: usize, batch: usize) -> TrainingConfig {
 fn train_on<B: Backend>(args: &BackendArgs, device: &B::Device) -> Result<(f64, Vec<f64>)> {
     let data = pairs()?;
     // Warm-up run (kernels compiled and tuned), then the timed run from scratch.
+    let recipe = |steps| training(steps, args.batch).with_host_gradients(!args.autodiff);
     train_prior::<Autodiff<B>>(
         &config(args),
-        &training(args.warmup.max(1), args.batch),
+        &recipe(args.warmup.max(1)),
         &data,
         None,
         None,
@@ -110,7 +115,7 @@ fn train_on<B: Backend>(args: &BackendArgs, device: &B::Device) -> Result<(f64, 
     let started = Instant::now();
     let (_, _, report) = train_prior::<Autodiff<B>>(
         &config(args),
-        &training(args.steps, args.batch),
+        &recipe(args.steps),
         &data,
         None,
         None,
@@ -191,6 +196,7 @@ pub fn train_speed(args: &BackendArgs) -> Result<()> {
         "{}",
         serde_json::json!({
             "what": "train", "backend": args.backend, "width": args.width, "depth": args.depth,
+            "gradients": if args.autodiff { "burn autodiff" } else { "host (on CPU backends)" },
             "batch": args.batch, "steps": args.steps, "threads": rayon::current_num_threads(),
             "steps_per_s": steps_per_second, "first_losses": losses,
         })

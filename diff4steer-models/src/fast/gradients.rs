@@ -21,6 +21,7 @@ use burn::tensor::{Tensor, TensorData};
 use diff4steer_index::dense::{matmul_layouts, LeftLayout, RightLayout, Threads};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 
 use super::kernels::exp;
 use super::layers::{HostLayerNorm, HostLinear, LAYER_NORM_EPSILON};
@@ -214,33 +215,72 @@ fn linear_backward(
     }
 }
 
-/// Row-wise layer norm of `x` (`[n, w]`): x̂ and 1/√(var + ε) per row, and x̂·γ + β.
-fn layer_norm(norm: &HostLayerNorm, x: &[f32], hat: &mut [f32], rstd: &mut [f32], out: &mut [f32]) {
+/// Rows per rayon task in the element-wise passes: a fixed grouping, so that nothing depends on
+/// the thread count.
+const ROWS_PER_TASK: usize = 16;
+
+/// Row-wise layer norm of `x` (`[n, w]`): x̂ and 1/√(var + ε) per row, and x̂·γ + β; with
+/// `silu`, also SiLU(x̂·γ + β). Rows in parallel.
+fn layer_norm(
+    norm: &HostLayerNorm,
+    x: &[f32],
+    hat: &mut [f32],
+    rstd: &mut [f32],
+    out: &mut [f32],
+    silu: Option<&mut [f32]>,
+) {
     let w = norm.gamma.len();
-    for (((row, h), r), o) in x
-        .chunks_exact(w)
-        .zip(hat.chunks_exact_mut(w))
-        .zip(rstd.iter_mut())
-        .zip(out.chunks_exact_mut(w))
-    {
-        let mean = row.iter().sum::<f32>() / w as f32;
-        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / w as f32;
-        *r = 1.0 / (var + LAYER_NORM_EPSILON).sqrt();
-        for (((hv, ov), &xv), (g, b)) in h
-            .iter_mut()
-            .zip(o.iter_mut())
-            .zip(row)
-            .zip(norm.gamma.iter().zip(&norm.beta))
-        {
-            *hv = (xv - mean) * *r;
-            *ov = *hv * g + b;
-        }
-    }
+    let chunk = ROWS_PER_TASK * w;
+    let mut no_silu = Vec::new();
+    let silu_out: &mut [f32] = match silu {
+        Some(s) => s,
+        None => &mut no_silu,
+    };
+    let with_silu = !silu_out.is_empty();
+    let silu_chunks: Vec<&mut [f32]> = if with_silu {
+        silu_out.chunks_mut(chunk).collect()
+    } else {
+        (0..x.len().div_ceil(chunk))
+            .map(|_| <&mut [f32]>::default())
+            .collect()
+    };
+    x.par_chunks(chunk)
+        .zip(hat.par_chunks_mut(chunk))
+        .zip(rstd.par_chunks_mut(ROWS_PER_TASK))
+        .zip(out.par_chunks_mut(chunk))
+        .zip(silu_chunks.into_par_iter())
+        .for_each(|((((x, hat), rstd), out), silu)| {
+            for (i, ((row, h), o)) in x
+                .chunks_exact(w)
+                .zip(hat.chunks_exact_mut(w))
+                .zip(out.chunks_exact_mut(w))
+                .enumerate()
+            {
+                let mean = row.iter().sum::<f32>() / w as f32;
+                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / w as f32;
+                let r = 1.0 / (var + LAYER_NORM_EPSILON).sqrt();
+                rstd[i] = r;
+                for (((hv, ov), &xv), (g, b)) in h
+                    .iter_mut()
+                    .zip(o.iter_mut())
+                    .zip(row)
+                    .zip(norm.gamma.iter().zip(&norm.beta))
+                {
+                    *hv = (xv - mean) * r;
+                    *ov = *hv * g + b;
+                }
+                if with_silu {
+                    for (sv, &ov) in silu[i * w..(i + 1) * w].iter_mut().zip(o.iter()) {
+                        *sv = ov * sigmoid(ov);
+                    }
+                }
+            }
+        });
 }
 
-/// The backward pass of [`layer_norm`]: dγ += Σ dy·x̂, dβ += Σ dy, and
-/// dx = rstd·(d x̂ − mean(d x̂) − x̂·mean(d x̂·x̂)) with d x̂ = dy·γ (added to `dx` with
-/// `accumulate`).
+/// The backward pass of [`layer_norm`]: dγ += Σ dy·x̂, dβ += Σ dy (rows in order), and, rows in
+/// parallel, dx = rstd·(d x̂ − mean(d x̂) − x̂·mean(d x̂·x̂)) with d x̂ = dy·γ (added to `dx`
+/// with `accumulate`).
 fn layer_norm_backward(
     norm: &HostLayerNorm,
     grad: &mut HostLayerNorm,
@@ -251,32 +291,48 @@ fn layer_norm_backward(
     accumulate: bool,
 ) {
     let w = norm.gamma.len();
-    let mut dhat = vec![0.0f32; w];
-    for (((h, &r), d), out) in hat
-        .chunks_exact(w)
-        .zip(rstd)
-        .zip(dy.chunks_exact(w))
-        .zip(dx.chunks_exact_mut(w))
-    {
-        let (mut m1, mut m2) = (0.0f32, 0.0f32);
-        for j in 0..w {
-            grad.gamma[j] += d[j] * h[j];
-            grad.beta[j] += d[j];
-            dhat[j] = d[j] * norm.gamma[j];
-            m1 += dhat[j];
-            m2 += dhat[j] * h[j];
-        }
-        m1 /= w as f32;
-        m2 /= w as f32;
-        for j in 0..w {
-            let v = r * (dhat[j] - m1 - h[j] * m2);
-            if accumulate {
-                out[j] += v;
-            } else {
-                out[j] = v;
-            }
+    for (h, d) in hat.chunks_exact(w).zip(dy.chunks_exact(w)) {
+        for ((gg, gb), (&hv, &dv)) in grad
+            .gamma
+            .iter_mut()
+            .zip(grad.beta.iter_mut())
+            .zip(h.iter().zip(d))
+        {
+            *gg += dv * hv;
+            *gb += dv;
         }
     }
+    let chunk = ROWS_PER_TASK * w;
+    hat.par_chunks(chunk)
+        .zip(rstd.par_chunks(ROWS_PER_TASK))
+        .zip(dy.par_chunks(chunk))
+        .zip(dx.par_chunks_mut(chunk))
+        .for_each(|(((hat, rstd), dy), dx)| {
+            let mut dhat = vec![0.0f32; w];
+            for (((h, &r), d), out) in hat
+                .chunks_exact(w)
+                .zip(rstd)
+                .zip(dy.chunks_exact(w))
+                .zip(dx.chunks_exact_mut(w))
+            {
+                let (mut m1, mut m2) = (0.0f32, 0.0f32);
+                for (((dh, &dv), &g), &hv) in dhat.iter_mut().zip(d).zip(&norm.gamma).zip(h) {
+                    *dh = dv * g;
+                    m1 += *dh;
+                    m2 += *dh * hv;
+                }
+                m1 /= w as f32;
+                m2 /= w as f32;
+                for ((o, &dh), &hv) in out.iter_mut().zip(&dhat).zip(h) {
+                    let v = r * (dh - m1 - hv * m2);
+                    if accumulate {
+                        *o += v;
+                    } else {
+                        *o = v;
+                    }
+                }
+            }
+        });
 }
 
 impl PriorGradients {
@@ -419,6 +475,7 @@ impl PriorGradients {
         let keep = 1.0 - self.dropout as f32;
         let mut caches = Vec::with_capacity(p.blocks.len());
         let mut u = vec![0.0f32; n * w];
+        let mut ln2 = vec![0.0f32; n * w];
         for block in &p.blocks {
             let mut c = BlockCache {
                 ln1_hat: vec![0.0; n * w],
@@ -438,28 +495,18 @@ impl PriorGradients {
                 &mut c.ln1_hat,
                 &mut c.ln1_rstd,
                 &mut c.ln1_out,
+                Some(&mut c.silu1),
             );
-            for (s, &a) in c.silu1.iter_mut().zip(&c.ln1_out) {
-                *s = a * sigmoid(a);
-            }
             linear(&block.linear_in, &c.silu1, &mut u, false);
-            let mut ln2 = vec![0.0f32; n * w];
             layer_norm(
                 &block.norm_out,
                 &u,
                 &mut c.ln2_hat,
                 &mut c.ln2_rstd,
                 &mut ln2,
+                None,
             );
             linear(&block.film, &cond_act, &mut c.film, false);
-            for i in 0..n {
-                let (scale, shift) = c.film[i * 2 * w..(i + 1) * 2 * w].split_at(w);
-                for j in 0..w {
-                    let y = ln2[i * w + j] * (1.0 + scale[j]) + shift[j];
-                    c.pre_silu[i * w + j] = y;
-                    c.dropped[i * w + j] = y * sigmoid(y);
-                }
-            }
             if self.dropout > 0.0 {
                 c.mask = (0..n * w)
                     .map(|_| {
@@ -470,8 +517,27 @@ impl PriorGradients {
                         }
                     })
                     .collect();
-                c.dropped.iter_mut().zip(&c.mask).for_each(|(z, m)| *z *= m);
             }
+            // y = LN₂(u)·(1 + scale) + shift, z = SiLU(y), then dropout; rows in parallel.
+            let mask = &c.mask;
+            ln2.par_chunks(w)
+                .zip(c.film.par_chunks(2 * w))
+                .zip(c.pre_silu.par_chunks_mut(w))
+                .zip(c.dropped.par_chunks_mut(w))
+                .enumerate()
+                .for_each(|(i, (((ln2, film), pre), dropped))| {
+                    let (scale, shift) = film.split_at(w);
+                    for j in 0..w {
+                        let y = ln2[j] * (1.0 + scale[j]) + shift[j];
+                        pre[j] = y;
+                        dropped[j] = y * sigmoid(y);
+                    }
+                    if !mask.is_empty() {
+                        for (z, m) in dropped.iter_mut().zip(&mask[i * w..(i + 1) * w]) {
+                            *z *= m;
+                        }
+                    }
+                });
             linear(&block.linear_out, &c.dropped, &mut h, true);
             caches.push(c);
         }
@@ -479,8 +545,15 @@ impl PriorGradients {
         let mut out_hat = vec![0.0f32; n * w];
         let mut out_rstd = vec![0.0f32; n];
         let mut out_ln = vec![0.0f32; n * w];
-        layer_norm(&p.norm_out, &h, &mut out_hat, &mut out_rstd, &mut out_ln);
-        let out_act: Vec<f32> = out_ln.iter().map(|&v| v * sigmoid(v)).collect();
+        let mut out_act = vec![0.0f32; n * w];
+        layer_norm(
+            &p.norm_out,
+            &h,
+            &mut out_hat,
+            &mut out_rstd,
+            &mut out_ln,
+            Some(&mut out_act),
+        );
         let mut f = vec![0.0f32; n * t];
         linear(&p.output, &out_act, &mut f, false);
 
@@ -508,9 +581,14 @@ impl PriorGradients {
             Some((&mut d_act, false)),
             true,
         );
-        for (d, &v) in d_act.iter_mut().zip(&out_ln) {
-            *d *= silu_derivative(v);
-        }
+        d_act
+            .par_chunks_mut(w)
+            .zip(out_ln.par_chunks(w))
+            .for_each(|(d, v)| {
+                for (dv, &x) in d.iter_mut().zip(v) {
+                    *dv *= silu_derivative(x);
+                }
+            });
         let mut dh = vec![0.0f32; n * w];
         layer_norm_backward(
             &p.norm_out,
@@ -527,11 +605,13 @@ impl PriorGradients {
         let mut du = vec![0.0f32; n * w];
         let mut d_ln1 = vec![0.0f32; n * w];
         let mut d_film = vec![0.0f32; n * 2 * w];
+        let mut dz = vec![0.0f32; n * w];
+        let mut dln2 = vec![0.0f32; n * w];
+        let mut ds = vec![0.0f32; n * w];
         for (b, block) in p.blocks.iter().enumerate().rev() {
             let c = &caches[b];
             let gb = &mut g.blocks[b];
             // h_out = h_in + Linear₂(dropout(SiLU(y))).
-            let mut dz = vec![0.0f32; n * w];
             linear_backward(
                 &block.linear_out,
                 &mut gb.linear_out,
@@ -543,19 +623,23 @@ impl PriorGradients {
             if !c.mask.is_empty() {
                 dz.iter_mut().zip(&c.mask).for_each(|(d, m)| *d *= m);
             }
-            let mut dln2 = vec![0.0f32; n * w];
-            for i in 0..n {
-                let (scale, _) = c.film[i * 2 * w..(i + 1) * 2 * w].split_at(w);
-                let (ng, nb) = (&block.norm_out.gamma, &block.norm_out.beta);
-                for j in 0..w {
-                    let k = i * w + j;
-                    let dy = dz[k] * silu_derivative(c.pre_silu[k]);
-                    let ln2 = c.ln2_hat[k] * ng[j] + nb[j];
-                    d_film[i * 2 * w + j] = dy * ln2;
-                    d_film[i * 2 * w + w + j] = dy;
-                    dln2[k] = dy * (1.0 + scale[j]);
-                }
-            }
+            let (ng, nb) = (&block.norm_out.gamma, &block.norm_out.beta);
+            dz.par_chunks(w)
+                .zip(c.pre_silu.par_chunks(w))
+                .zip(c.ln2_hat.par_chunks(w))
+                .zip(c.film.par_chunks(2 * w))
+                .zip(d_film.par_chunks_mut(2 * w))
+                .zip(dln2.par_chunks_mut(w))
+                .for_each(|(((((dz, pre), hat), film), d_film), dln2)| {
+                    let scale = &film[..w];
+                    let (d_scale, d_shift) = d_film.split_at_mut(w);
+                    for j in 0..w {
+                        let dy = dz[j] * silu_derivative(pre[j]);
+                        d_scale[j] = dy * (hat[j] * ng[j] + nb[j]);
+                        d_shift[j] = dy;
+                        dln2[j] = dy * (1.0 + scale[j]);
+                    }
+                });
             linear_backward(
                 &block.film,
                 &mut gb.film,
@@ -573,7 +657,6 @@ impl PriorGradients {
                 &mut du,
                 false,
             );
-            let mut ds = vec![0.0f32; n * w];
             linear_backward(
                 &block.linear_in,
                 &mut gb.linear_in,
@@ -582,9 +665,15 @@ impl PriorGradients {
                 Some((&mut ds, false)),
                 true,
             );
-            for ((d, &s), &a) in d_ln1.iter_mut().zip(&ds).zip(&c.ln1_out) {
-                *d = s * silu_derivative(a);
-            }
+            d_ln1
+                .par_chunks_mut(w)
+                .zip(ds.par_chunks(w))
+                .zip(c.ln1_out.par_chunks(w))
+                .for_each(|((d, s), a)| {
+                    for ((dv, &sv), &av) in d.iter_mut().zip(s).zip(a) {
+                        *dv = sv * silu_derivative(av);
+                    }
+                });
             // dh_in = dh_out (the residual) + LN₁'s backward.
             layer_norm_backward(
                 &block.norm_in,

@@ -62,6 +62,14 @@ pub struct TrainingConfig {
     /// Show a progress bar on standard error.
     #[config(default = true)]
     pub progress: bool,
+    /// Compute the prior's gradients on the host ([`crate::fast::PriorGradients`]: a
+    /// hand-written backward pass, 2–3× burn's autodiff on its CPU backends, BENCHMARKS.md)
+    /// when training on a CPU backend (burn-flex or burn-ndarray); GPU backends and the
+    /// regression baseline always use burn's autodiff. Dropout masks then come from the step's
+    /// seed instead of burn's RNG, so the two paths give statistically equal, not identical,
+    /// runs with dropout on (identical ones without it).
+    #[config(default = true)]
+    pub host_gradients: bool,
 }
 
 impl TrainingConfig {

@@ -13,9 +13,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::checkpoint::{encode_module, parameter_shapes, recorder, CheckpointState};
 use super::{
     clip_global_norm, learning_rate, write_loss_csv, write_loss_plot, Batch, Checkpoint,
-    ExponentialMovingAverage, LossPoint, ModelSpec, PairData, TrainableModel, TrainingConfig,
+    ExponentialMovingAverage, HostBatch, LossPoint, ModelSpec, PairData, TrainableModel,
+    TrainingConfig,
 };
 use crate::backend::backend_rng_lock;
+use crate::fast::PriorGradients;
 use crate::prior::{DiffusionPrior, DiffusionPriorConfig};
 use crate::regression::{RegressionConfig, RegressionModel};
 use crate::{ModelError, Result};
@@ -124,6 +126,23 @@ pub fn train_prior<AB: AutodiffBackend>(
         .with_target_shift(shift)
         .with_target_scale(scale);
     let spec = ModelSpec::DiffusionPrior(config.clone());
+    let cpu = matches!(AB::InnerBackend::name(device).as_str(), "flex" | "ndarray");
+    let host_step = |model: &DiffusionPrior<AB>, batch: &HostBatch, dropout_seed: u64| {
+        let (loss, gradients) =
+            PriorGradients::from_prior(model)?.loss_and_gradients(batch, dropout_seed)?;
+        let mut grads = GradientsParams::new();
+        gradients.register(model, &mut grads, device);
+            eprintln!(
+                "copy {:.1} fwdbwd {:.1} register {:.1}",
+                (b - a).as_secs_f64() * 1e3,
+                (c - b).as_secs_f64() * 1e3,
+                c.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        Ok((loss, grads))
+    };
+    let host: Option<&HostStep<'_, DiffusionPrior<AB>>> =
+        (training.host_gradients && cpu).then_some(&host_step);
     let (model, report) = fit::<AB, DiffusionPrior<AB>>(
         &spec,
         || config.init_holding_rng_lock::<AB>(device),
@@ -131,6 +150,7 @@ pub fn train_prior<AB: AutodiffBackend>(
         &data,
         valid.as_ref(),
         output,
+        host,
         device,
     )?;
     Ok((model, config, report))
@@ -213,6 +233,7 @@ pub fn train_regression<AB: AutodiffBackend>(
         &data,
         valid.as_ref(),
         output,
+        None,
         device,
     )
 }
@@ -254,6 +275,14 @@ fn seed_for_step(seed: u64, step: usize) -> u64 {
     seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// A training step's loss and gradients computed without burn's autodiff (the prior's host
+/// path): the model, the step's batch and the seed of its dropout masks.
+type HostStep<'a, M> = dyn Fn(&M, &HostBatch, u64) -> Result<(f64, GradientsParams)> + 'a;
+
+/// Salt of the host path's dropout-mask stream (apart from the batch draws).
+const DROPOUT_STREAM_SALT: u64 = 0xd709_0c7a_5eed;
+
+#[allow(clippy::too_many_arguments)]
 fn fit<AB, M>(
     spec: &ModelSpec,
     init: impl FnOnce() -> Result<M>,
@@ -261,6 +290,7 @@ fn fit<AB, M>(
     data: &PairData,
     valid: Option<&PairData>,
     output: Option<Output<'_>>,
+    host: Option<&HostStep<'_, M>>,
     device: &AB::Device,
 ) -> Result<(M::InnerModule, TrainingReport)>
 where
@@ -317,17 +347,26 @@ where
     for step in start..end {
         AB::seed(device, seed_for_step(training.seed, step));
         let mut rng = Batch::<AB>::step_rng(training.seed, step);
-        let batch = Batch::<AB>::draw(
+        let batch = HostBatch::draw(
             data,
             None,
             training.batch_size,
             !model.learns_from_target_only_rows(),
             training,
             &mut rng,
-            device,
         );
-        let loss = model.loss(&batch)?;
-        let loss_value: f64 = loss.clone().into_scalar().elem();
+        let (loss_value, mut grads) = match host {
+            Some(host_step) => host_step(
+                &model,
+                &batch,
+                seed_for_step(training.seed ^ DROPOUT_STREAM_SALT, step),
+            )?,
+            None => {
+                let loss = model.loss(&Batch::<AB>::from_host(batch, device))?;
+                let value: f64 = loss.clone().into_scalar().elem();
+                (value, GradientsParams::from_grads(loss.backward(), &model))
+            }
+        };
         if !loss_value.is_finite() {
             return Err(ModelError::Data {
                 source_name: "training".into(),
@@ -337,11 +376,18 @@ where
                 ),
             });
         }
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         clip_global_norm(&model, &mut grads, training.grad_clip_norm);
         let lr = learning_rate(training, step);
         model = optimizer.step(lr, model, grads);
         ema.update::<AB::InnerBackend>(&model.valid());
+            eprintln!(
+                "grad {:.1} clip {:.1} adam {:.1} ema {:.1}",
+                (t1 - t0).as_secs_f64() * 1e3,
+                (t2 - t1).as_secs_f64() * 1e3,
+                (t3 - t2).as_secs_f64() * 1e3,
+                (t4 - t3).as_secs_f64() * 1e3
+            );
+        }
 
         let done = step + 1;
         let validate = valid.is_some()
