@@ -132,13 +132,6 @@ pub fn train_prior<AB: AutodiffBackend>(
             PriorGradients::from_prior(model)?.loss_and_gradients(batch, dropout_seed)?;
         let mut grads = GradientsParams::new();
         gradients.register(model, &mut grads, device);
-            eprintln!(
-                "copy {:.1} fwdbwd {:.1} register {:.1}",
-                (b - a).as_secs_f64() * 1e3,
-                (c - b).as_secs_f64() * 1e3,
-                c.elapsed().as_secs_f64() * 1e3
-            );
-        }
         Ok((loss, grads))
     };
     let host: Option<&HostStep<'_, DiffusionPrior<AB>>> =
@@ -380,14 +373,6 @@ where
         let lr = learning_rate(training, step);
         model = optimizer.step(lr, model, grads);
         ema.update::<AB::InnerBackend>(&model.valid());
-            eprintln!(
-                "grad {:.1} clip {:.1} adam {:.1} ema {:.1}",
-                (t1 - t0).as_secs_f64() * 1e3,
-                (t2 - t1).as_secs_f64() * 1e3,
-                (t3 - t2).as_secs_f64() * 1e3,
-                (t4 - t3).as_secs_f64() * 1e3
-            );
-        }
 
         let done = step + 1;
         let validate = valid.is_some()
