@@ -189,24 +189,27 @@ fn broken_or_mismatched_checkpoints_give_typed_errors() {
     train_into(10, Output::new(dir.path()));
     let step = dir.path().join("step-000010");
     let pristine = |name: &str| fs::read(step.join(name)).unwrap();
-    let (weights, config) = (pristine("model.mpk"), pristine("config.json"));
+    // The weights sampling loads (the run had validation data: the lowest-validation ones).
+    let file = Checkpoint::open(dir.path()).unwrap().sampling_file();
+    assert_eq!(file, "best.mpk");
+    let (weights, config) = (pristine(file), pristine("config.json"));
     let restore = || {
-        fs::write(step.join("model.mpk"), &weights).unwrap();
+        fs::write(step.join(file), &weights).unwrap();
         fs::write(step.join("config.json"), &config).unwrap();
     };
 
     // Truncated weights.
-    fs::write(step.join("model.mpk"), &weights[..weights.len() / 2]).unwrap();
+    fs::write(step.join(file), &weights[..weights.len() / 2]).unwrap();
     expect_checkpoint_error(dir.path());
     restore();
     // One flipped byte.
     let mut flipped = weights.clone();
     flipped[weights.len() / 3] ^= 0x40;
-    fs::write(step.join("model.mpk"), &flipped).unwrap();
+    fs::write(step.join(file), &flipped).unwrap();
     expect_checkpoint_error(dir.path());
     restore();
     // Missing weights.
-    fs::remove_file(step.join("model.mpk")).unwrap();
+    fs::remove_file(step.join(file)).unwrap();
     expect_checkpoint_error(dir.path());
     restore();
     // Truncated and garbage manifest.
@@ -466,4 +469,66 @@ fn the_minimum_parameter_count_bounds_the_real_one() {
             "regression {width}×{depth}"
         );
     }
+}
+
+#[test]
+fn keep_best_returns_and_stores_the_lowest_validation_weights_and_patience_stops_early() {
+    let valid = data();
+    let run = |training: TrainingConfig, dir: &Path| {
+        train_prior::<TestAutodiff>(
+            &prior_config(),
+            &training,
+            &data(),
+            Some(&valid),
+            Some(Output::new(dir)),
+            &Default::default(),
+        )
+        .unwrap()
+    };
+    // A learning rate high enough that the validation loss does not fall monotonically.
+    let recipe = || {
+        training(60)
+            .with_validate_every(3)
+            .with_checkpoint_every(0)
+            .with_learning_rate(0.02)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _, report) = run(recipe(), dir.path());
+    let validations: Vec<(usize, f64)> = report
+        .history
+        .iter()
+        .filter_map(|p| p.valid_loss.map(|v| (p.step, v)))
+        .collect();
+    let lowest = validations
+        .iter()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    assert_eq!(report.best_step, Some(lowest.0));
+    assert_ne!(lowest.0, 60, "the test wants a minimum before the end");
+    // What sampling loads is what the run returned: the lowest-validation weights.
+    let checkpoint = Checkpoint::open(dir.path()).unwrap();
+    assert!(checkpoint.has_best() && checkpoint.sampling_file() == "best.mpk");
+    let (loaded, _) = load_prior::<TestBackend>(dir.path(), &Default::default()).unwrap();
+    assert_eq!(outputs(&model), outputs(&loaded));
+    // Without keep_best: the last EMA weights, and no best.mpk.
+    let last_dir = tempfile::tempdir().unwrap();
+    let (last, _, last_report) = run(recipe().with_keep_best(false), last_dir.path());
+    assert_eq!(last_report.best_step, None);
+    assert!(!Checkpoint::open(last_dir.path()).unwrap().has_best());
+    assert_ne!(outputs(&last), outputs(&model));
+    // Patience: stop after two validations without a new lowest loss.
+    let early_dir = tempfile::tempdir().unwrap();
+    let (_, _, early) = run(recipe().with_patience(2), early_dir.path());
+    assert!(early.steps < 60, "stopped early");
+    assert_eq!(early.history.len(), early.steps);
+    let seen: Vec<f64> = early.history.iter().filter_map(|p| p.valid_loss).collect();
+    let best_before = seen[..seen.len() - 2]
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    assert!(seen[seen.len() - 2..].iter().all(|&v| v >= best_before));
+    assert_eq!(
+        Checkpoint::open(early_dir.path()).unwrap().step(),
+        early.steps
+    );
 }

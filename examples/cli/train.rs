@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use diff4steer_models::backend::CpuAutodiff;
 use diff4steer_models::training::{
     train_prior, train_regression, Output, PairData, TrainingConfig, TrainingReport,
@@ -44,12 +44,29 @@ pub struct CommonArgs {
     /// where its last checkpoint left off) instead of starting afresh.
     #[arg(long)]
     resume: bool,
-    /// Validation queries (with --valid-target): validation loss in the loss curve.
+    /// Validation queries (with --valid-target): validation loss in the loss curve, and the
+    /// weights kept for sampling are those of the lowest validation loss.
     #[arg(long, requires = "valid_target")]
     valid_query: Option<PathBuf>,
     /// Validation targets (with --valid-query).
     #[arg(long, requires = "valid_query")]
     valid_target: Option<PathBuf>,
+    /// Without --valid-query: hold out this share of the pairs (drawn with --seed) as validation
+    /// data; 0 = train on every pair with no validation. The prior overfits small pair sets
+    /// (MusicCaps, 2,663 pairs: caption Recall@10 0.297 at the validation minimum near 2,000
+    /// steps, 0.246 after 20,000), so by default the lowest-validation-loss weights are kept.
+    #[arg(long, default_value_t = 0.1)]
+    valid_fraction: f64,
+    /// Validate every this many steps.
+    #[arg(long, default_value_t = 250)]
+    validate_every: usize,
+    /// Stop after this many validations in a row without a new lowest validation loss (0 =
+    /// train all --steps).
+    #[arg(long, default_value_t = 8)]
+    patience: usize,
+    /// Keep the last step's weights for sampling instead of the lowest-validation-loss ones.
+    #[arg(long)]
+    keep_last: bool,
     /// Train in the targets' own units instead of standardising them (per-dimension mean and
     /// standard deviation of the targets, stored in the checkpoint; outputs always come out in
     /// the targets' units).
@@ -92,14 +109,32 @@ fn prepare(
     args: &CommonArgs,
 ) -> Result<(PairData, Option<PairData>, TrainingConfig, ResMlpConfig)> {
     let data = pairs(&args.query, &args.target)?;
-    let valid = match (&args.valid_query, &args.valid_target) {
-        (Some(q), Some(t)) => Some(pairs(q, t)?),
-        _ => None,
+    if !(0.0..0.5).contains(&args.valid_fraction) {
+        bail!(
+            "--valid-fraction must be in [0, 0.5), got {}",
+            args.valid_fraction
+        );
+    }
+    let (data, valid) = match (&args.valid_query, &args.valid_target) {
+        (Some(q), Some(t)) => (data, Some(pairs(q, t)?)),
+        // Too few pairs to hold any out (a held-out side of at least 2 rows).
+        _ if args.valid_fraction == 0.0 || (data.rows() as f64 * args.valid_fraction) < 2.0 => {
+            (data, None)
+        }
+        _ => {
+            let (train, valid) = data
+                .split(args.valid_fraction, args.seed)
+                .with_context(|| format!("holding out --valid-fraction {}", args.valid_fraction))?;
+            (train, Some(valid))
+        }
     };
     let mut training = TrainingConfig::new()
         .with_steps(args.steps)
         .with_batch_size(args.batch)
-        .with_seed(args.seed);
+        .with_seed(args.seed)
+        .with_validate_every(args.validate_every)
+        .with_patience(args.patience)
+        .with_keep_best(!args.keep_last);
     if let Some(every) = args.checkpoint_every {
         training = training.with_checkpoint_every(every);
     }
@@ -121,15 +156,23 @@ fn output(args: &CommonArgs) -> Output<'_> {
 /// One line about a finished run.
 fn summary(kind: &str, data: &PairData, report: &TrainingReport, out: &Path) -> String {
     let last = report.history.last();
+    let lowest = report
+        .history
+        .iter()
+        .filter_map(|p| p.valid_loss.map(|v| (v, p.step)))
+        .min_by(|a, b| a.0.total_cmp(&b.0));
     format!(
-        "trained {kind} ({} → {} dims) for {} steps: loss {:.5}{}; checkpoint in {}",
+        "trained {kind} ({} → {} dims) for {} steps: loss {:.5}{}{}; checkpoint in {}",
         data.query_dim(),
         data.target_dim(),
         report.steps,
         last.map_or(f64::NAN, |p| p.train_loss),
-        report
-            .final_valid_loss()
-            .map_or(String::new(), |v| format!(", validation {v:.5}")),
+        lowest.map_or(String::new(), |(v, step)| format!(
+            ", lowest validation {v:.5} at step {step}"
+        )),
+        report.best_step.map_or(String::new(), |step| format!(
+            " (weights of step {step} kept)"
+        )),
         out.display()
     )
 }

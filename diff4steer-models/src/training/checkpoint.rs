@@ -6,7 +6,8 @@
 //! ```text
 //! DIR/latest                     name of the newest complete step folder
 //! DIR/step-000100/config.json    ModelSpec, TrainingConfig, step, loss history, file checksums
-//! DIR/step-000100/model.mpk      EMA weights (what sampling uses)
+//! DIR/step-000100/model.mpk      EMA weights (what sampling uses, unless best.mpk is there)
+//! DIR/step-000100/best.mpk       EMA weights at the lowest validation loss so far (keep_best)
 //! DIR/step-000100/train.mpk      raw weights (resume)
 //! DIR/step-000100/optimizer.mpk  AdamW state (resume)
 //! DIR/loss.csv, DIR/loss.svg     the loss curve
@@ -238,6 +239,21 @@ impl Checkpoint {
         &self.folder
     }
 
+    /// The weights sampling uses: `best.mpk` when the run kept the lowest-validation-loss weights,
+    /// else `model.mpk`.
+    pub fn sampling_file(&self) -> &'static str {
+        if self.manifest.files.contains_key("best.mpk") {
+            "best.mpk"
+        } else {
+            "model.mpk"
+        }
+    }
+
+    /// Whether the run kept its lowest-validation-loss weights (`best.mpk`).
+    pub fn has_best(&self) -> bool {
+        self.manifest.files.contains_key("best.mpk")
+    }
+
     pub(crate) fn ema_updates(&self) -> u64 {
         self.manifest.ema_updates
     }
@@ -365,7 +381,8 @@ fn prune(dir: &Path, keep: &str, previous: Option<&str>) {
     }
 }
 
-/// Loads the EMA weights of a diffusion-prior checkpoint for sampling.
+/// Loads the weights of a diffusion-prior checkpoint for sampling: the EMA weights at the lowest
+/// validation loss when the run kept them (`best.mpk`), else the last EMA weights.
 ///
 /// # Errors
 /// [`ModelError::Checkpoint`] when `dir` holds no checkpoint, another kind of model, or
@@ -381,9 +398,10 @@ pub fn load_prior<B: Backend>(
             "holds a regression model, not a diffusion prior",
         ));
     };
-    checkpoint.check_size(config.minimum_parameters(), "model.mpk")?;
+    let file = checkpoint.sampling_file();
+    checkpoint.check_size(config.minimum_parameters(), file)?;
     let fresh = config.init::<B>(device)?;
-    Ok((checkpoint.load_into(fresh, "model.mpk", device)?, config))
+    Ok((checkpoint.load_into(fresh, file, device)?, config))
 }
 
 /// Loads a regression-baseline checkpoint.
@@ -401,7 +419,8 @@ pub fn load_regression<B: Backend>(
             "holds a diffusion prior, not a regression model",
         ));
     };
-    checkpoint.check_size(config.minimum_parameters(), "model.mpk")?;
+    let file = checkpoint.sampling_file();
+    checkpoint.check_size(config.minimum_parameters(), file)?;
     let fresh = config.init::<B>(device)?;
-    Ok((checkpoint.load_into(fresh, "model.mpk", device)?, config))
+    Ok((checkpoint.load_into(fresh, file, device)?, config))
 }

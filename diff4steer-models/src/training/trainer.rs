@@ -38,6 +38,9 @@ pub struct TrainingReport {
     pub steps_per_second: f64,
     /// Trainable scalars of the model.
     pub parameter_count: usize,
+    /// The step whose EMA weights the run returns and keeps for sampling when
+    /// [`TrainingConfig::keep_best`] chose them by validation loss (`None`: the last step's).
+    pub best_step: Option<usize>,
 }
 
 impl TrainingReport {
@@ -332,10 +335,33 @@ where
         start = checkpoint.step();
     }
 
+    // The lowest validation loss so far and its step (a resumed run's history included), and,
+    // with keep_best, the EMA weights then.
+    let mut lowest: Option<(f64, usize)> = history
+        .iter()
+        .filter_map(|p| p.valid_loss.map(|v| (v, p.step)))
+        .min_by(|a, b| a.0.total_cmp(&b.0));
+    let mut since_best = history
+        .iter()
+        .filter(|p| p.valid_loss.is_some() && lowest.is_some_and(|(_, s)| p.step > s))
+        .count();
+    let mut best: Option<(usize, M::InnerModule)> = None;
+    if let (true, Some((_, step)), Some(out)) = (training.keep_best, lowest, output) {
+        if out.resume && out.dir.join("latest").exists() {
+            let checkpoint = Checkpoint::open(out.dir)?;
+            if checkpoint.has_best() {
+                best = Some((
+                    step,
+                    checkpoint.load_into(model.valid(), "best.mpk", device)?,
+                ));
+            }
+        }
+    }
     let end = output
         .and_then(|o| o.stop_after)
         .map_or(training.steps, |stop| stop.min(training.steps));
     let progress = progress_bar(training, start);
+    let mut last = start;
     let began = Instant::now();
     for step in start..end {
         AB::seed(device, seed_for_step(training.seed, step));
@@ -388,6 +414,20 @@ where
             learning_rate: lr,
             valid_loss,
         });
+        last = done;
+        let mut stop_early = false;
+        if let Some(v) = valid_loss {
+            if lowest.is_none_or(|(b, _)| v < b) {
+                lowest = Some((v, done));
+                if training.keep_best {
+                    best = Some((done, ema.average().clone()));
+                }
+                since_best = 0;
+            } else {
+                since_best += 1;
+                stop_early = training.patience > 0 && since_best >= training.patience;
+            }
+        }
         progress.set_position(done as u64);
         progress.set_message(match valid_loss {
             Some(v) => format!("loss {loss_value:.4} valid {v:.4}"),
@@ -395,24 +435,41 @@ where
         });
         if let Some(out) = output {
             let due = done == training.steps
+                || stop_early
                 || (training.checkpoint_every > 0 && done % training.checkpoint_every == 0);
             if due {
+                let best_weights = best.as_ref().map(|(_, w)| w);
                 save(
-                    out.dir, spec, training, done, &model, &optimizer, &ema, &history,
+                    out.dir,
+                    spec,
+                    training,
+                    done,
+                    &model,
+                    &optimizer,
+                    &ema,
+                    best_weights,
+                    &history,
                 )?;
             }
+        }
+        if stop_early {
+            break;
         }
     }
     progress.finish_and_clear();
     let elapsed = began.elapsed().as_secs_f64();
     let report = TrainingReport {
         started_at: start,
-        steps: end.max(start),
+        steps: last.max(start),
         history,
-        steps_per_second: end.saturating_sub(start) as f64 / elapsed.max(1e-9),
+        steps_per_second: last.saturating_sub(start) as f64 / elapsed.max(1e-9),
         parameter_count,
+        best_step: best.as_ref().map(|(step, _)| *step),
     };
-    Ok((ema.into_average(), report))
+    match best {
+        Some((_, weights)) => Ok((weights, report)),
+        None => Ok((ema.into_average(), report)),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -424,6 +481,7 @@ fn save<AB, M, O>(
     model: &M,
     optimizer: &O,
     ema: &ExponentialMovingAverage<M::InnerModule>,
+    best: Option<&M::InnerModule>,
     history: &[LossPoint],
 ) -> Result<()>
 where
@@ -439,7 +497,7 @@ where
                 reason: format!("cannot encode optimizer state: {e}"),
             }
         })?;
-    let files = [
+    let mut files = vec![
         (
             "model.mpk",
             encode_module::<AB::InnerBackend, _>(ema.average(), dir)?,
@@ -447,6 +505,9 @@ where
         ("train.mpk", encode_module::<AB, _>(model, dir)?),
         ("optimizer.mpk", optimizer_bytes),
     ];
+    if let Some(best) = best {
+        files.push(("best.mpk", encode_module::<AB::InnerBackend, _>(best, dir)?));
+    }
     let state = CheckpointState {
         model: spec,
         training,

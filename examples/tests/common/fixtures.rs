@@ -257,22 +257,27 @@ pub fn broken_checkpoints(good: &Path, dir: &Path) -> Vec<Broken> {
         ),
         (
             "model_no_weights",
-            |m| fs::remove_file(step_folder(m).join("model.mpk")).unwrap(),
-            "model.mpk",
+            |m| {
+                for path in weight_files(m) {
+                    fs::remove_file(path).unwrap();
+                }
+            },
+            ".mpk",
         ),
         (
             "model_weights_cut",
-            |m| truncate(&step_folder(m).join("model.mpk")),
+            |m| weight_files(m).iter().for_each(|p| truncate(p)),
             "truncated or altered",
         ),
         (
             "model_weights_flipped",
             |m| {
-                let path = step_folder(m).join("model.mpk");
-                let mut bytes = fs::read(&path).unwrap();
-                let middle = bytes.len() / 2;
-                bytes[middle] ^= 0x40;
-                fs::write(path, bytes).unwrap();
+                for path in weight_files(m) {
+                    let mut bytes = fs::read(&path).unwrap();
+                    let middle = bytes.len() / 2;
+                    bytes[middle] ^= 0x40;
+                    fs::write(path, bytes).unwrap();
+                }
             },
             "corrupt: SHA-256",
         ),
@@ -285,6 +290,16 @@ pub fn broken_checkpoints(good: &Path, dir: &Path) -> Vec<Broken> {
             damage(&copy);
             Broken { name, problem }
         })
+        .collect()
+}
+
+/// The weight files of a checkpoint's newest step that sampling may load: `model.mpk`, and
+/// `best.mpk` when the run kept its lowest-validation-loss weights.
+fn weight_files(checkpoint: &Path) -> Vec<std::path::PathBuf> {
+    ["model.mpk", "best.mpk"]
+        .iter()
+        .map(|f| step_folder(checkpoint).join(f))
+        .filter(|p| p.exists())
         .collect()
 }
 
