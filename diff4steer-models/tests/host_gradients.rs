@@ -177,3 +177,155 @@ fn a_batch_of_another_width_is_a_typed_error() {
         .unwrap_err();
     assert!(err.to_string().contains("7-d targets"), "{err}");
 }
+
+fn training_data() -> PairData {
+    let mut noise = diff4steer_core::SeededNoise::new(5);
+    PairData::from_vecs(noise.normal_host(200, 7), 7, noise.normal_host(200, 6), 6).unwrap()
+}
+
+fn small_config(dropout: f64) -> DiffusionPriorConfig {
+    DiffusionPriorConfig::new(6, 7).with_network(
+        ResMlpConfig::new()
+            .with_width(32)
+            .with_depth(2)
+            .with_embedding_dim(16)
+            .with_fourier_features(4)
+            .with_dropout(dropout),
+    )
+}
+
+fn recipe(host: bool) -> TrainingConfig {
+    TrainingConfig::new()
+        .with_steps(40)
+        .with_batch_size(32)
+        .with_warmup_steps(5)
+        .with_validate_every(10)
+        .with_ema_decay(0.9)
+        .with_seed(11)
+        .with_progress(false)
+        .with_host_gradients(host)
+}
+
+#[test]
+fn the_host_training_loop_follows_burns_loss_curve_step_by_step() {
+    use diff4steer_models::training::train_prior;
+    let data = training_data();
+    let run = |host: bool| {
+        train_prior::<AB>(
+            &small_config(0.0),
+            &recipe(host),
+            &data,
+            Some(&data),
+            None,
+            &Default::default(),
+        )
+        .unwrap()
+    };
+    let (host_model, _, host) = run(true);
+    let (burn_model, _, burn) = run(false);
+    assert_eq!(host.history.len(), burn.history.len());
+    // Same initial weights, batches and updates (AdamW, clipping, EMA); only the order of f32
+    // sums differs, so the curves agree closely and drift only slowly.
+    let mut worst = 0.0f64;
+    for (h, b) in host.history.iter().zip(&burn.history) {
+        assert_eq!(h.step, b.step);
+        let rel = (h.train_loss - b.train_loss).abs() / b.train_loss.abs();
+        worst = worst.max(rel);
+        if let (Some(hv), Some(bv)) = (h.valid_loss, b.valid_loss) {
+            assert!(
+                (hv - bv).abs() <= 1e-3 * bv.abs(),
+                "step {}: {hv} vs {bv}",
+                h.step
+            );
+        }
+    }
+    assert!(
+        worst <= 1e-3,
+        "largest relative loss difference {worst:.2e}"
+    );
+    assert_eq!(host.best_step, burn.best_step);
+    // The returned models (the EMA at the best validation) agree too.
+    use diff4steer_core::{Conditioning, Denoiser};
+    let x = Tensor::<B, 2>::from_floats([[0.3, -1.0, 2.0, 0.1, 0.0, 0.5]], &Default::default());
+    let sigma = Tensor::<B, 1>::from_floats([1.3], &Default::default());
+    let cond = Conditioning::new(Tensor::<B, 2>::from_floats(
+        [[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]],
+        &Default::default(),
+    ))
+    .unwrap();
+    let a: Vec<f32> = host_model
+        .denoise(x.clone(), sigma.clone(), &cond)
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let b: Vec<f32> = burn_model
+        .denoise(x, sigma, &cond)
+        .unwrap()
+        .into_data()
+        .to_vec()
+        .unwrap();
+    for (p, q) in a.iter().zip(&b) {
+        assert!((p - q).abs() <= 1e-3 * q.abs().max(1.0), "{p} vs {q}");
+    }
+}
+
+#[test]
+fn host_training_gives_bit_identical_weights_and_losses_with_one_thread_or_two() {
+    use diff4steer_models::training::{load_prior, train_prior, Checkpoint, Output};
+    let data = training_data();
+    // (loss history bits, returned weights, weights a checkpoint's reader loads, last EMA).
+    let run = |threads: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        let (model, _, report) = pool.install(|| {
+            train_prior::<AB>(
+                &small_config(0.1),
+                &recipe(true).with_steps(12).with_batch_size(128),
+                &data,
+                Some(&data),
+                Some(Output::new(dir.path())),
+                &Default::default(),
+            )
+            .unwrap()
+        });
+        let weights = |p: &DiffusionPrior<B>| -> Vec<u32> {
+            PriorGradients::from_prior(p)
+                .unwrap()
+                .parameters()
+                .iter()
+                .flat_map(|t| t.iter().map(|v| v.to_bits()))
+                .collect()
+        };
+        let (loaded, _) = load_prior::<B>(dir.path(), &Default::default()).unwrap();
+        let losses: Vec<u64> = report
+            .history
+            .iter()
+            .flat_map(|p| {
+                [
+                    p.train_loss.to_bits(),
+                    p.valid_loss.unwrap_or(0.0).to_bits(),
+                ]
+            })
+            .collect();
+        assert!(Checkpoint::open(dir.path()).unwrap().has_best());
+        (losses, weights(&model), weights(&loaded))
+    };
+    let (one, two) = (run(1), run(2));
+    assert!(
+        one.0 == two.0,
+        "loss histories differ between 1 and 2 threads"
+    );
+    assert!(
+        one.1 == two.1,
+        "trained weights differ between 1 and 2 threads"
+    );
+    assert!(
+        one.2 == two.2,
+        "checkpointed weights differ between 1 and 2 threads"
+    );
+    assert!(one.1 == one.2, "the checkpoint holds the returned weights");
+}

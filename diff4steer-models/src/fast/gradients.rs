@@ -72,6 +72,74 @@ fn zeros_like_norm(n: &HostLayerNorm) -> HostLayerNorm {
 }
 
 impl Params {
+    /// Every parameter tensor in a fixed order: per linear layer its weight then bias (no bias
+    /// for the query's input path, which has none), per layer norm γ then β — the order of
+    /// `training::host`'s parameter ids.
+    fn tensors(&self) -> Vec<&[f32]> {
+        let mut out: Vec<&[f32]> = Vec::new();
+        fn lin2<'a>(l: &'a HostLinear, bias: bool, out: &mut Vec<&'a [f32]>) {
+            out.push(&l.weight);
+            if bias {
+                out.push(&l.bias);
+            }
+        }
+        fn norm2<'a>(n: &'a HostLayerNorm, out: &mut Vec<&'a [f32]>) {
+            out.push(&n.gamma);
+            out.push(&n.beta);
+        }
+        lin2(&self.input, true, &mut out);
+        for b in &self.blocks {
+            norm2(&b.norm_in, &mut out);
+            lin2(&b.linear_in, true, &mut out);
+            norm2(&b.norm_out, &mut out);
+            lin2(&b.film, true, &mut out);
+            lin2(&b.linear_out, true, &mut out);
+        }
+        norm2(&self.norm_out, &mut out);
+        lin2(&self.output, true, &mut out);
+        lin2(&self.noise_in, true, &mut out);
+        lin2(&self.noise_out, true, &mut out);
+        lin2(&self.query_projection, true, &mut out);
+        if let Some(q) = &self.query_input {
+            lin2(q, false, &mut out);
+        }
+        out.push(&self.null_query);
+        out
+    }
+
+    /// [`Params::tensors`], mutable.
+    fn tensors_mut(&mut self) -> Vec<&mut [f32]> {
+        fn lin2<'a>(l: &'a mut HostLinear, bias: bool, out: &mut Vec<&'a mut [f32]>) {
+            out.push(&mut l.weight);
+            if bias {
+                out.push(&mut l.bias);
+            }
+        }
+        fn norm2<'a>(n: &'a mut HostLayerNorm, out: &mut Vec<&'a mut [f32]>) {
+            out.push(&mut n.gamma);
+            out.push(&mut n.beta);
+        }
+        let mut out: Vec<&mut [f32]> = Vec::new();
+        lin2(&mut self.input, true, &mut out);
+        for b in &mut self.blocks {
+            norm2(&mut b.norm_in, &mut out);
+            lin2(&mut b.linear_in, true, &mut out);
+            norm2(&mut b.norm_out, &mut out);
+            lin2(&mut b.film, true, &mut out);
+            lin2(&mut b.linear_out, true, &mut out);
+        }
+        norm2(&mut self.norm_out, &mut out);
+        lin2(&mut self.output, true, &mut out);
+        lin2(&mut self.noise_in, true, &mut out);
+        lin2(&mut self.noise_out, true, &mut out);
+        lin2(&mut self.query_projection, true, &mut out);
+        if let Some(q) = &mut self.query_input {
+            lin2(q, false, &mut out);
+        }
+        out.push(&mut self.null_query);
+        out
+    }
+
     fn zeros_like(&self) -> Self {
         Self {
             input: zeros_like_linear(&self.input),
@@ -386,6 +454,17 @@ impl PriorGradients {
     /// The dropout probability inside the blocks (burn's `Dropout` of the prior).
     pub fn dropout(&self) -> f64 {
         self.dropout
+    }
+
+    /// Every weight tensor, flat, in a fixed order (per linear layer its weight then bias, per
+    /// layer norm γ then β, backbone first, then the conditioning path and the null query).
+    pub fn parameters(&self) -> Vec<&[f32]> {
+        self.params.tensors()
+    }
+
+    /// [`Self::parameters`], to update in place (the host optimiser).
+    pub fn parameters_mut(&mut self) -> Vec<&mut [f32]> {
+        self.params.tensors_mut()
     }
 
     /// The loss of `batch` (targets in the prior's own units, as training draws them) and its
@@ -738,6 +817,15 @@ impl PriorGradients {
 }
 
 impl HostGradients {
+    /// The gradients in the order of [`PriorGradients::parameters`].
+    pub fn into_parameters(self) -> Vec<Vec<f32>> {
+        self.params
+            .tensors()
+            .into_iter()
+            .map(<[f32]>::to_vec)
+            .collect()
+    }
+
     /// Registers every gradient for the matching parameter of `prior` (the model the gradients
     /// were computed for) in `grads`, as tensors on `device` — what burn's optimiser takes.
     pub fn register<B: burn::tensor::backend::AutodiffBackend>(

@@ -39,6 +39,11 @@ impl<M> ExponentialMovingAverage<M> {
     }
 
     /// Number of updates so far.
+    pub fn decay(&self) -> f64 {
+        self.decay
+    }
+
+    /// Updates applied so far.
     pub fn updates(&self) -> u64 {
         self.updates
     }

@@ -7,6 +7,7 @@ mod config;
 mod curve;
 mod data;
 mod ema;
+mod host;
 mod objective;
 mod pair_mix;
 mod schedule;

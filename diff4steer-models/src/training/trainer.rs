@@ -11,13 +11,13 @@ use diff4steer_core::TargetScaling;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::checkpoint::{encode_module, parameter_shapes, recorder, CheckpointState};
+use super::host::{AdamWRecord, HostPriorTraining, HostTraining};
 use super::{
     clip_global_norm, learning_rate, write_loss_csv, write_loss_plot, Batch, Checkpoint,
     ExponentialMovingAverage, HostBatch, LossPoint, ModelSpec, PairData, TrainableModel,
     TrainingConfig,
 };
 use crate::backend::backend_rng_lock;
-use crate::fast::PriorGradients;
 use crate::prior::{DiffusionPrior, DiffusionPriorConfig};
 use crate::regression::{RegressionConfig, RegressionModel};
 use crate::{ModelError, Result};
@@ -130,15 +130,16 @@ pub fn train_prior<AB: AutodiffBackend>(
         .with_target_scale(scale);
     let spec = ModelSpec::DiffusionPrior(config.clone());
     let cpu = matches!(AB::InnerBackend::name(device).as_str(), "flex" | "ndarray");
-    let host_step = |model: &DiffusionPrior<AB>, batch: &HostBatch, dropout_seed: u64| {
-        let (loss, gradients) =
-            PriorGradients::from_prior(model)?.loss_and_gradients(batch, dropout_seed)?;
-        let mut grads = GradientsParams::new();
-        gradients.register(model, &mut grads, device);
-        Ok((loss, grads))
+    let make_host = |model: &DiffusionPrior<AB>,
+                     optimizer: &AdamWRecord<AB>,
+                     ema: &ExponentialMovingAverage<DiffusionPrior<AB::InnerBackend>>|
+     -> Result<Box<dyn HostTraining<AB, DiffusionPrior<AB>>>> {
+        Ok(Box::new(HostPriorTraining::new(
+            model, optimizer, ema, training,
+        )?))
     };
-    let host: Option<&HostStep<'_, DiffusionPrior<AB>>> =
-        (training.host_gradients && cpu).then_some(&host_step);
+    let host: Option<&MakeHost<'_, AB, DiffusionPrior<AB>>> =
+        (training.host_gradients && cpu).then_some(&make_host);
     let (model, report) = fit::<AB, DiffusionPrior<AB>>(
         &spec,
         || config.init_holding_rng_lock::<AB>(device),
@@ -271,9 +272,14 @@ fn seed_for_step(seed: u64, step: usize) -> u64 {
     seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// A training step's loss and gradients computed without burn's autodiff (the prior's host
-/// path): the model, the step's batch and the seed of its dropout masks.
-type HostStep<'a, M> = dyn Fn(&M, &HostBatch, u64) -> Result<(f64, GradientsParams)> + 'a;
+/// Makes the host training state of a run (the prior's CPU path) from the model, the optimiser's
+/// record and the EMA as they stand before the next step.
+type MakeHost<'a, AB, M> = dyn Fn(
+        &M,
+        &AdamWRecord<AB>,
+        &ExponentialMovingAverage<<M as AutodiffModule<AB>>::InnerModule>,
+    ) -> Result<Box<dyn HostTraining<AB, M>>>
+    + 'a;
 
 /// Salt of the host path's dropout-mask stream (apart from the batch draws).
 const DROPOUT_STREAM_SALT: u64 = 0xd709_0c7a_5eed;
@@ -286,7 +292,7 @@ fn fit<AB, M>(
     data: &PairData,
     valid: Option<&PairData>,
     output: Option<Output<'_>>,
-    host: Option<&HostStep<'_, M>>,
+    host: Option<&MakeHost<'_, AB, M>>,
     device: &AB::Device,
 ) -> Result<(M::InnerModule, TrainingReport)>
 where
@@ -362,6 +368,10 @@ where
         .map_or(training.steps, |stop| stop.min(training.steps));
     let progress = progress_bar(training, start);
     let mut last = start;
+    let mut host_state = match host {
+        Some(make) => Some(make(&model, &optimizer.to_record(), &ema)?),
+        None => None,
+    };
     let began = Instant::now();
     for step in start..end {
         AB::seed(device, seed_for_step(training.seed, step));
@@ -374,16 +384,24 @@ where
             training,
             &mut rng,
         );
-        let (loss_value, mut grads) = match host {
-            Some(host_step) => host_step(
-                &model,
+        let lr = learning_rate(training, step);
+        let loss_value = match host_state.as_mut() {
+            // The host path: loss, gradients, clipping, AdamW and EMA on host buffers.
+            Some(state) => state.step(
                 &batch,
                 seed_for_step(training.seed ^ DROPOUT_STREAM_SALT, step),
+                lr,
             )?,
             None => {
                 let loss = model.loss(&Batch::<AB>::from_host(batch, device))?;
                 let value: f64 = loss.clone().into_scalar().elem();
-                (value, GradientsParams::from_grads(loss.backward(), &model))
+                if value.is_finite() {
+                    let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+                    clip_global_norm(&model, &mut grads, training.grad_clip_norm);
+                    model = optimizer.step(lr, model, grads);
+                    ema.update::<AB::InnerBackend>(&model.valid());
+                }
+                value
             }
         };
         if !loss_value.is_finite() {
@@ -395,15 +413,20 @@ where
                 ),
             });
         }
-        clip_global_norm(&model, &mut grads, training.grad_clip_norm);
-        let lr = learning_rate(training, step);
-        model = optimizer.step(lr, model, grads);
-        ema.update::<AB::InnerBackend>(&model.valid());
 
         let done = step + 1;
         let validate = valid.is_some()
             && (done == training.steps
                 || (training.validate_every > 0 && done % training.validate_every == 0));
+        let checkpoint_due = output.is_some()
+            && (done == training.steps
+                || (training.checkpoint_every > 0 && done % training.checkpoint_every == 0));
+        if let (Some(state), true) = (&host_state, validate || checkpoint_due) {
+            // The burn modules from the host buffers, for validation and checkpoints.
+            model = state.write_model(model);
+            ema = state.write_ema(ema);
+            optimizer = optimizer.load_record(state.optimizer_record(&model));
+        }
         let valid_loss = match valid {
             Some(v) if validate => Some(validation_loss(ema.average(), v, training, device)?),
             _ => None,
@@ -455,6 +478,9 @@ where
         if stop_early {
             break;
         }
+    }
+    if let Some(state) = &host_state {
+        ema = state.write_ema(ema);
     }
     progress.finish_and_clear();
     let elapsed = began.elapsed().as_secs_f64();
