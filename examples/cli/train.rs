@@ -22,17 +22,20 @@ pub struct CommonArgs {
     /// Checkpoint folder (created; an existing checkpoint there is replaced by newer steps).
     #[arg(long)]
     out: PathBuf,
-    /// Optimiser steps.
-    #[arg(long, default_value_t = 20_000)]
+    /// Optimiser steps (the length of the learning-rate schedule; validation may stop it
+    /// earlier, see --patience).
+    #[arg(long, default_value_t = 6_000)]
     steps: usize,
     /// Batch size.
     #[arg(long, default_value_t = 256)]
     batch: usize,
-    /// Width of the residual MLP.
-    #[arg(long, default_value_t = 512)]
+    /// Width of the residual MLP. 256 (with 3 blocks) by default: on MusicCaps (2,663 pairs)
+    /// the paper's 512×4 is no better and overfits sooner (caption Recall@10 on valid with these
+    /// defaults: prior 0.284 vs regression 0.266 at 256×3; 0.262 vs 0.274 at 512×4).
+    #[arg(long, default_value_t = 256)]
     width: usize,
     /// Residual blocks.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 3)]
     depth: usize,
     /// Seed of initialisation, batches and noise.
     #[arg(long, default_value_t = 0)]
