@@ -532,3 +532,24 @@ fn keep_best_returns_and_stores_the_lowest_validation_weights_and_patience_stops
         early.steps
     );
 }
+
+#[test]
+fn checkpoints_written_before_the_newer_training_options_still_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (model, _) = train_into(10, Output::new(dir.path()));
+    let manifest = dir.path().join("step-000010").join("config.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&fs::read(&manifest).unwrap()).unwrap();
+    let training = json["training"].as_object_mut().unwrap();
+    for key in ["host_gradients", "keep_best", "patience"] {
+        assert!(training.remove(key).is_some(), "{key} is written");
+    }
+    fs::write(&manifest, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    let (loaded, _) = load_prior::<TestBackend>(dir.path(), &Default::default()).unwrap();
+    assert_eq!(outputs(&model), outputs(&loaded));
+    let checkpoint = Checkpoint::open(dir.path()).unwrap();
+    assert_eq!(
+        checkpoint.training().patience,
+        TrainingConfig::new().patience
+    );
+}

@@ -63,6 +63,21 @@ struct Manifest {
     files: BTreeMap<String, FileEntry>,
 }
 
+/// Parses a manifest; training options added after a checkpoint was written (`host_gradients`,
+/// `keep_best`, `patience`) take their defaults, so older checkpoints still open.
+fn parse_manifest(bytes: &[u8]) -> std::result::Result<Manifest, serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_slice(bytes)?;
+    if let (Some(training), Ok(serde_json::Value::Object(defaults))) = (
+        value.get_mut("training").and_then(|t| t.as_object_mut()),
+        serde_json::to_value(TrainingConfig::new()),
+    ) {
+        for (key, default) in defaults {
+            training.entry(key).or_insert(default);
+        }
+    }
+    serde_json::from_value(value)
+}
+
 /// An opened, verified checkpoint.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
@@ -203,7 +218,7 @@ impl Checkpoint {
         let folder = dir.join(name);
         let config = folder.join("config.json");
         let bytes = read_file(&config).map_err(|e| checkpoint_error(&config, e.to_string()))?;
-        let manifest: Manifest = serde_json::from_slice(&bytes)
+        let manifest: Manifest = parse_manifest(&bytes)
             .map_err(|e| checkpoint_error(&config, format!("malformed manifest: {e}")))?;
         if manifest.format != FORMAT {
             return Err(checkpoint_error(
