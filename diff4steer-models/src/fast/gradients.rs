@@ -165,6 +165,31 @@ impl Params {
     }
 }
 
+/// Buffers kept from one call to the next, so that a training step allocates nothing large:
+/// fresh multi-megabyte vectors cost page faults and, when freed, TLB shootdowns across cores.
+#[derive(Debug, Default)]
+struct Pool {
+    free: Vec<Vec<f32>>,
+    grads: Option<Params>,
+}
+
+impl Pool {
+    /// A zeroed buffer of `len` values.
+    fn take(&mut self, len: usize) -> Vec<f32> {
+        let mut buffer = match self.free.iter().position(|b| b.capacity() >= len) {
+            Some(i) => self.free.swap_remove(i),
+            None => Vec::with_capacity(len),
+        };
+        buffer.clear();
+        buffer.resize(len, 0.0);
+        buffer
+    }
+
+    fn give(&mut self, buffers: impl IntoIterator<Item = Vec<f32>>) {
+        self.free.extend(buffers);
+    }
+}
+
 /// The gradient of the training loss with respect to every parameter of a prior, in the
 /// prior's structure; [`HostGradients::register`] hands it to burn's optimiser.
 #[derive(Debug, Clone)]
@@ -175,9 +200,10 @@ pub struct HostGradients {
 /// The prior's loss and gradients on the host (see the module docs): built from a
 /// [`DiffusionPrior`] of any backend (its current weights), then
 /// [`loss_and_gradients`](Self::loss_and_gradients) for a [`HostBatch`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct PriorGradients {
     params: Params,
+    pool: std::sync::Mutex<Pool>,
     target_dim: usize,
     query_dim: usize,
     width: usize,
@@ -403,6 +429,22 @@ fn layer_norm_backward(
         });
 }
 
+impl Clone for PriorGradients {
+    fn clone(&self) -> Self {
+        Self {
+            params: self.params.clone(),
+            pool: Default::default(),
+            target_dim: self.target_dim,
+            query_dim: self.query_dim,
+            width: self.width,
+            embedding_dim: self.embedding_dim,
+            sigma_data: self.sigma_data,
+            frequencies: self.frequencies.clone(),
+            dropout: self.dropout,
+        }
+    }
+}
+
 impl PriorGradients {
     /// Copies `prior`'s current weights to the host.
     ///
@@ -443,6 +485,7 @@ impl PriorGradients {
             width: params.input.d_out,
             embedding_dim: params.noise_out.d_out,
             params,
+            pool: Default::default(),
             target_dim: prior.target_dim,
             query_dim: prior.query_dim,
             sigma_data: prior.sigma_data as f32,
@@ -454,6 +497,15 @@ impl PriorGradients {
     /// The dropout probability inside the blocks (burn's `Dropout` of the prior).
     pub fn dropout(&self) -> f64 {
         self.dropout
+    }
+
+    /// Hands a step's gradients back for reuse by the next call (saves a model-sized
+    /// allocation per step).
+    pub fn recycle(&self, gradients: HostGradients) {
+        self.pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .grads = Some(gradients.params);
     }
 
     /// Every weight tensor, flat, in a fixed order (per linear layer its weight then bias, per
@@ -495,16 +547,28 @@ impl PriorGradients {
         }
         let n = batch.rows();
         let p = &self.params;
-        let mut g = p.zeros_like();
+        let mut pool = std::mem::take(
+            &mut *self
+                .pool
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        let mut g = match pool.grads.take() {
+            Some(mut g) => {
+                g.tensors_mut().into_iter().for_each(|t| t.fill(0.0));
+                g
+            }
+            None => p.zeros_like(),
+        };
         let sd = self.sigma_data;
         let sd2 = sd * sd;
 
         // Preconditioning and the noisy input.
-        let mut x_noisy = vec![0.0f32; n * t];
-        let mut x_in = vec![0.0f32; n * t];
-        let mut c_skip = vec![0.0f32; n];
-        let mut c_out = vec![0.0f32; n];
-        let mut weight = vec![0.0f32; n];
+        let mut x_noisy = pool.take(n * t);
+        let mut x_in = pool.take(n * t);
+        let mut c_skip = pool.take(n);
+        let mut c_out = pool.take(n);
+        let mut weight = pool.take(n);
         for i in 0..n {
             let s = batch.sigma[i];
             let total = s * s + sd2;
@@ -527,7 +591,7 @@ impl PriorGradients {
         }
         // The conditioning vector c = MLP(Fourier(¼ ln σ)) + W_q·q, and SiLU(c) for FiLM.
         let count = self.frequencies.len();
-        let mut features = vec![0.0f32; n * 2 * count];
+        let mut features = pool.take(n * 2 * count);
         for (row, &s) in features.chunks_exact_mut(2 * count).zip(&batch.sigma) {
             let c_noise = s.ln() * 0.25;
             for (k, &f) in self.frequencies.iter().enumerate() {
@@ -536,16 +600,22 @@ impl PriorGradients {
                 row[count + k] = angle.cos();
             }
         }
-        let mut noise_hidden = vec![0.0f32; n * e];
+        let mut noise_hidden = pool.take(n * e);
         linear(&p.noise_in, &features, &mut noise_hidden, false);
-        let noise_act: Vec<f32> = noise_hidden.iter().map(|&v| v * sigmoid(v)).collect();
-        let mut cond = vec![0.0f32; n * e];
+        let mut noise_act = pool.take(n * e);
+        for (a, &v) in noise_act.iter_mut().zip(&noise_hidden) {
+            *a = v * sigmoid(v);
+        }
+        let mut cond = pool.take(n * e);
         linear(&p.noise_out, &noise_act, &mut cond, false);
         linear(&p.query_projection, &query, &mut cond, true);
-        let cond_act: Vec<f32> = cond.iter().map(|&v| v * sigmoid(v)).collect();
+        let mut cond_act = pool.take(n * e);
+        for (a, &v) in cond_act.iter_mut().zip(&cond) {
+            *a = v * sigmoid(v);
+        }
 
         // The backbone.
-        let mut h = vec![0.0f32; n * w];
+        let mut h = pool.take(n * w);
         linear(&p.input, &x_in, &mut h, false);
         if let Some(qi) = &p.query_input {
             linear(qi, &query, &mut h, true);
@@ -553,19 +623,19 @@ impl PriorGradients {
         let mut rng = ChaCha8Rng::seed_from_u64(dropout_seed);
         let keep = 1.0 - self.dropout as f32;
         let mut caches = Vec::with_capacity(p.blocks.len());
-        let mut u = vec![0.0f32; n * w];
-        let mut ln2 = vec![0.0f32; n * w];
+        let mut u = pool.take(n * w);
+        let mut ln2 = pool.take(n * w);
         for block in &p.blocks {
             let mut c = BlockCache {
-                ln1_hat: vec![0.0; n * w],
-                ln1_rstd: vec![0.0; n],
-                ln1_out: vec![0.0; n * w],
-                silu1: vec![0.0; n * w],
-                ln2_hat: vec![0.0; n * w],
-                ln2_rstd: vec![0.0; n],
-                film: vec![0.0; n * 2 * w],
-                pre_silu: vec![0.0; n * w],
-                dropped: vec![0.0; n * w],
+                ln1_hat: pool.take(n * w),
+                ln1_rstd: pool.take(n),
+                ln1_out: pool.take(n * w),
+                silu1: pool.take(n * w),
+                ln2_hat: pool.take(n * w),
+                ln2_rstd: pool.take(n),
+                film: pool.take(n * 2 * w),
+                pre_silu: pool.take(n * w),
+                dropped: pool.take(n * w),
                 mask: Vec::new(),
             };
             layer_norm(
@@ -587,15 +657,14 @@ impl PriorGradients {
             );
             linear(&block.film, &cond_act, &mut c.film, false);
             if self.dropout > 0.0 {
-                c.mask = (0..n * w)
-                    .map(|_| {
-                        if rng.random::<f32>() < keep {
-                            1.0 / keep
-                        } else {
-                            0.0
-                        }
-                    })
-                    .collect();
+                c.mask = pool.take(n * w);
+                for m in c.mask.iter_mut() {
+                    *m = if rng.random::<f32>() < keep {
+                        1.0 / keep
+                    } else {
+                        0.0
+                    };
+                }
             }
             // y = LN₂(u)·(1 + scale) + shift, z = SiLU(y), then dropout; rows in parallel.
             let mask = &c.mask;
@@ -621,10 +690,10 @@ impl PriorGradients {
             caches.push(c);
         }
         // The head: F = W_o·SiLU(LN(h)) + b_o, D = c_skip·x + c_out·F.
-        let mut out_hat = vec![0.0f32; n * w];
-        let mut out_rstd = vec![0.0f32; n];
-        let mut out_ln = vec![0.0f32; n * w];
-        let mut out_act = vec![0.0f32; n * w];
+        let mut out_hat = pool.take(n * w);
+        let mut out_rstd = pool.take(n);
+        let mut out_ln = pool.take(n * w);
+        let mut out_act = pool.take(n * w);
         layer_norm(
             &p.norm_out,
             &h,
@@ -633,13 +702,13 @@ impl PriorGradients {
             &mut out_ln,
             Some(&mut out_act),
         );
-        let mut f = vec![0.0f32; n * t];
+        let mut f = pool.take(n * t);
         linear(&p.output, &out_act, &mut f, false);
 
         // Loss and dL/dF.
         let scale = 2.0 / (n * t) as f32;
         let mut loss = 0.0f64;
-        let mut df = vec![0.0f32; n * t];
+        let mut df = pool.take(n * t);
         for i in 0..n {
             for j in 0..t {
                 let k = i * t + j;
@@ -651,7 +720,7 @@ impl PriorGradients {
         loss /= (n * t) as f64;
 
         // Backward through the head.
-        let mut d_act = vec![0.0f32; n * w];
+        let mut d_act = pool.take(n * w);
         linear_backward(
             &p.output,
             &mut g.output,
@@ -668,7 +737,7 @@ impl PriorGradients {
                     *dv *= silu_derivative(x);
                 }
             });
-        let mut dh = vec![0.0f32; n * w];
+        let mut dh = pool.take(n * w);
         layer_norm_backward(
             &p.norm_out,
             &mut g.norm_out,
@@ -680,13 +749,13 @@ impl PriorGradients {
         );
 
         // Backward through the blocks, last first; dh is the gradient of the block's output.
-        let mut d_cond_act = vec![0.0f32; n * e];
-        let mut du = vec![0.0f32; n * w];
-        let mut d_ln1 = vec![0.0f32; n * w];
-        let mut d_film = vec![0.0f32; n * 2 * w];
-        let mut dz = vec![0.0f32; n * w];
-        let mut dln2 = vec![0.0f32; n * w];
-        let mut ds = vec![0.0f32; n * w];
+        let mut d_cond_act = pool.take(n * e);
+        let mut du = pool.take(n * w);
+        let mut d_ln1 = pool.take(n * w);
+        let mut d_film = pool.take(n * 2 * w);
+        let mut dz = pool.take(n * w);
+        let mut dln2 = pool.take(n * w);
+        let mut ds = pool.take(n * w);
         for (b, block) in p.blocks.iter().enumerate().rev() {
             let c = &caches[b];
             let gb = &mut g.blocks[b];
@@ -766,7 +835,7 @@ impl PriorGradients {
         }
 
         // Backward through the input layers.
-        let mut d_query = vec![0.0f32; n * q];
+        let mut d_query = pool.take(n * q);
         linear_backward(&p.input, &mut g.input, &x_in, &dh, None, true);
         if let (Some(qi), Some(gqi)) = (&p.query_input, &mut g.query_input) {
             linear_backward(qi, gqi, &query, &dh, Some((&mut d_query, true)), false);
@@ -784,7 +853,7 @@ impl PriorGradients {
             Some((&mut d_query, true)),
             true,
         );
-        let mut d_noise_act = vec![0.0f32; n * e];
+        let mut d_noise_act = pool.take(n * e);
         linear_backward(
             &p.noise_out,
             &mut g.noise_out,
@@ -812,6 +881,21 @@ impl PriorGradients {
                     .for_each(|(gv, d)| *gv += d);
             }
         }
+        for c in caches {
+            pool.give([
+                c.ln1_hat, c.ln1_rstd, c.ln1_out, c.silu1, c.ln2_hat, c.ln2_rstd, c.film,
+                c.pre_silu, c.dropped, c.mask,
+            ]);
+        }
+        pool.give([
+            x_noisy, x_in, c_skip, c_out, weight, features, noise_hidden, noise_act, cond,
+            d_cond, h, u, ln2, out_hat, out_rstd, out_ln, out_act, f, df, d_act, dh, du,
+            d_ln1, d_film, dz, dln2, ds, d_query, d_noise_act, query,
+        ]);
+        *self
+            .pool
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = pool;
         Ok((loss, HostGradients { params: g }))
     }
 }
@@ -824,6 +908,11 @@ impl HostGradients {
             .into_iter()
             .map(<[f32]>::to_vec)
             .collect()
+    }
+
+    /// The gradients in the order of [`PriorGradients::parameters`], to scale in place.
+    pub fn parameters_mut(&mut self) -> Vec<&mut [f32]> {
+        self.params.tensors_mut()
     }
 
     /// Registers every gradient for the matching parameter of `prior` (the model the gradients

@@ -175,8 +175,8 @@ impl HostPriorTraining {
     /// As [`PriorGradients::loss_and_gradients`].
     pub(crate) fn step(&mut self, batch: &HostBatch, dropout_seed: u64, lr: f64) -> Result<f64> {
         use rayon::prelude::*;
-        let (loss, gradients) = self.path.loss_and_gradients(batch, dropout_seed)?;
-        let mut grads: Vec<Vec<f32>> = gradients.into_parameters();
+        let (loss, mut gradients) = self.path.loss_and_gradients(batch, dropout_seed)?;
+        let mut grads = gradients.parameters_mut();
         // Global-norm clipping: each tensor's Σg² in f32, summed in f64 (as burn reads it back).
         if self.grad_clip_norm > 0.0 {
             let squared: f64 = grads
@@ -225,6 +225,8 @@ impl HostPriorTraining {
                     avg[i] = avg[i] * ema_decay + theta[i] * (1.0 - ema_decay);
                 }
             });
+        drop(grads);
+        self.path.recycle(gradients);
         self.ema_updates += 1;
         Ok(loss)
     }
