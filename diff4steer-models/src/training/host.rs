@@ -211,18 +211,20 @@ impl HostPriorTraining {
             .zip(self.moment_2.par_iter_mut())
             .zip(self.average.par_iter_mut())
             .for_each(|((((theta, g), m1), m2), avg)| {
-                for i in 0..theta.len() {
-                    let gi = g[i];
-                    if first {
-                        m1[i] = gi * (1.0 - BETA_1);
-                        m2[i] = gi * gi * (1.0 - BETA_2);
-                    } else {
-                        m1[i] = m1[i] * BETA_1 + gi * (1.0 - BETA_1);
-                        m2[i] = m2[i] * BETA_2 + gi * gi * (1.0 - BETA_2);
-                    }
-                    let delta = (m1[i] / correction_1) / ((m2[i] / correction_2).sqrt() + EPSILON);
-                    theta[i] = theta[i] * decay - delta * lr;
-                    avg[i] = avg[i] * ema_decay + theta[i] * (1.0 - ema_decay);
+                // Zipped slices (no index checks), so that the loop vectorises.
+                let (keep_1, keep_2) = if first { (0.0, 0.0) } else { (BETA_1, BETA_2) };
+                for ((((t, &gi), m), v), a) in theta
+                    .iter_mut()
+                    .zip(g.iter())
+                    .zip(m1.iter_mut())
+                    .zip(m2.iter_mut())
+                    .zip(avg.iter_mut())
+                {
+                    *m = *m * keep_1 + gi * (1.0 - BETA_1);
+                    *v = *v * keep_2 + gi * gi * (1.0 - BETA_2);
+                    let delta = (*m / correction_1) / ((*v / correction_2).sqrt() + EPSILON);
+                    *t = *t * decay - delta * lr;
+                    *a = *a * ema_decay + *t * (1.0 - ema_decay);
                 }
             });
         drop(grads);
