@@ -24,21 +24,14 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::kernels::exp;
-use super::layers::{HostLayerNorm, HostLinear, LAYER_NORM_EPSILON};
+use super::layers::{HostBlock, HostLayerNorm, HostLinear, LAYER_NORM_EPSILON};
 use crate::network::angular_frequencies;
 use crate::prior::DiffusionPrior;
 use crate::training::HostBatch;
 use crate::{ModelError, Result};
 
 /// One residual block's parameters (or their gradients).
-#[derive(Debug, Clone)]
-struct Block {
-    norm_in: HostLayerNorm,
-    linear_in: HostLinear,
-    norm_out: HostLayerNorm,
-    film: HostLinear,
-    linear_out: HostLinear,
-}
+type Block = HostBlock;
 
 /// Every parameter of a prior on the host, in burn's layouts (linear weights `[d_in, d_out]`);
 /// the same structure holds their gradients.
@@ -452,19 +445,7 @@ impl PriorGradients {
     /// [`ModelError::Core`] when a tensor cannot be read back.
     pub fn from_prior<B: Backend>(prior: &DiffusionPrior<B>) -> Result<Self> {
         let backbone = &prior.backbone;
-        let blocks = backbone
-            .blocks
-            .iter()
-            .map(|b| {
-                Ok(Block {
-                    norm_in: HostLayerNorm::from_burn(&b.norm_in)?,
-                    linear_in: HostLinear::from_burn(&b.linear_in)?,
-                    norm_out: HostLayerNorm::from_burn(&b.norm_out)?,
-                    film: HostLinear::from_burn(&b.film)?,
-                    linear_out: HostLinear::from_burn(&b.linear_out)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = HostBlock::all_from_burn(backbone)?;
         let dropout = backbone.blocks.first().map_or(0.0, |b| b.dropout.prob);
         let params = Params {
             input: HostLinear::from_burn(&backbone.input)?,
@@ -888,9 +869,36 @@ impl PriorGradients {
             ]);
         }
         pool.give([
-            x_noisy, x_in, c_skip, c_out, weight, features, noise_hidden, noise_act, cond,
-            d_cond, h, u, ln2, out_hat, out_rstd, out_ln, out_act, f, df, d_act, dh, du,
-            d_ln1, d_film, dz, dln2, ds, d_query, d_noise_act, query,
+            x_noisy,
+            x_in,
+            c_skip,
+            c_out,
+            weight,
+            features,
+            noise_hidden,
+            noise_act,
+            cond,
+            d_cond,
+            h,
+            u,
+            ln2,
+            out_hat,
+            out_rstd,
+            out_ln,
+            out_act,
+            f,
+            df,
+            d_act,
+            dh,
+            du,
+            d_ln1,
+            d_film,
+            dz,
+            dln2,
+            ds,
+            d_query,
+            d_noise_act,
+            query,
         ]);
         *self
             .pool

@@ -131,3 +131,32 @@ impl HostLayerNorm {
         });
     }
 }
+
+/// One residual block's parameters on the host (see [`crate::network::ResBlock`]).
+#[derive(Debug, Clone)]
+pub(crate) struct HostBlock {
+    pub norm_in: HostLayerNorm,
+    pub linear_in: HostLinear,
+    pub norm_out: HostLayerNorm,
+    pub film: HostLinear,
+    pub linear_out: HostLinear,
+}
+
+impl HostBlock {
+    /// Copies every residual block of `backbone` to the host.
+    pub fn all_from_burn<B: Backend>(backbone: &crate::network::ResMlp<B>) -> Result<Vec<Self>> {
+        backbone
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(Self {
+                    norm_in: HostLayerNorm::from_burn(&b.norm_in)?,
+                    linear_in: HostLinear::from_burn(&b.linear_in)?,
+                    norm_out: HostLayerNorm::from_burn(&b.norm_out)?,
+                    film: HostLinear::from_burn(&b.film)?,
+                    linear_out: HostLinear::from_burn(&b.linear_out)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,8 +1,18 @@
-//! The fast CPU inference path for a trained prior: [`FastPrior`] (the network on host buffers,
-//! one GEMM per layer over the whole batch, the conditioning path once per distinct condition),
-//! [`FastSampler`] (deterministic samplers with classifier-free guidance on host buffers) and
-//! [`FastSeeds`] (both behind [`SeedGenerator`](crate::SeedGenerator)), and
-//! [`ImplicitClassifier`] (the prior as a relevance scorer, for re-ranking).
+//! The host (CPU) paths of a trained prior, without burn in the loop: [`FastPrior`] (the network
+//! on host buffers, fixed 32-row tiles through every layer, the conditioning path once per
+//! distinct condition), [`FastSampler`] (deterministic samplers with [`HostGuidance`]:
+//! classifier-free or negative guidance and steering), [`FastSeeds`] (both behind
+//! [`SeedGenerator`](crate::SeedGenerator)), [`ImplicitClassifier`] (the prior as a relevance
+//! scorer, for re-ranking), and [`PriorGradients`] (the training loss and its hand-written
+//! gradient, the CPU training path).
+//!
+//! Which sampler runs where, in one place: [`crate::Sampler`] is the sampler API over any
+//! [`Denoiser`](diff4steer_core::Denoiser) (tensors, any backend, every kind including the
+//! stochastic ones); [`FastSampler`] is the same step rules (Euler, Heun = EDM Algorithm 1,
+//! DPM-Solver++(2M)) on host buffers for a [`FastPrior`], given the same `Sigmas` and drawing the
+//! same noise streams, so its seeds equal `Sampler`'s to rounding (tests/fast_prior.rs). The
+//! front door ([`crate::retrieval::GenerativeRetriever`]) takes a `Sampler` and runs it on the
+//! host path when its kind allows, through burn over the host denoiser otherwise.
 //!
 //! Build it from a trained [`DiffusionPrior`](crate::DiffusionPrior) with
 //! [`FastPrior::from_prior`]; it agrees with the burn model to 1e-5 and serves a query (32 seeds,

@@ -9,7 +9,7 @@ use diff4steer_index::dense::Threads;
 use pulp::Arch;
 
 use super::kernels::{silu_in_place, FilmKernel};
-use super::layers::{HostLayerNorm, HostLinear};
+use super::layers::{HostBlock, HostLayerNorm, HostLinear};
 use crate::network::angular_frequencies;
 use crate::prior::DiffusionPrior;
 use crate::Result;
@@ -43,16 +43,6 @@ impl<'a> NamedTensor<'a> {
             values,
         }
     }
-}
-
-/// One residual block's parameters (see [`crate::network::ResBlock`]).
-#[derive(Debug, Clone)]
-struct HostBlock {
-    norm_in: HostLayerNorm,
-    linear_in: HostLinear,
-    norm_out: HostLayerNorm,
-    film: HostLinear,
-    linear_out: HostLinear,
 }
 
 /// Rows of the batch that go through the network together: every GEMM of the forward pass gets
@@ -151,19 +141,7 @@ impl FastPrior {
     /// [`crate::ModelError::Core`] when a tensor cannot be read back from the device.
     pub fn from_prior<B: Backend>(prior: &DiffusionPrior<B>) -> Result<Self> {
         let backbone = &prior.backbone;
-        let blocks = backbone
-            .blocks
-            .iter()
-            .map(|b| {
-                Ok(HostBlock {
-                    norm_in: HostLayerNorm::from_burn(&b.norm_in)?,
-                    linear_in: HostLinear::from_burn(&b.linear_in)?,
-                    norm_out: HostLayerNorm::from_burn(&b.norm_out)?,
-                    film: HostLinear::from_burn(&b.film)?,
-                    linear_out: HostLinear::from_burn(&b.linear_out)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let blocks = HostBlock::all_from_burn(backbone)?;
         let input = HostLinear::from_burn(&backbone.input)?;
         let noise_out = HostLinear::from_burn(&prior.noise_out)?;
         Ok(Self {

@@ -12,9 +12,11 @@
 //!
 //! Diff4Steer (Bao et al. 2024, arXiv 2412.04746, §3): a conditional diffusion prior samples many
 //! seeds in the target space for one query; each seed retrieves its neighbours and the lists are
-//! fused into one relevant, diverse list. [`retrieve`](GenerativeRetriever::retrieve) runs every
-//! step below in this file; the seed sources are in `source.rs`, the request options in
-//! `request.rs`, the construction in `builder.rs`.
+//! fused into one relevant, diverse list. [`retrieve_with`](GenerativeRetriever::retrieve_with)
+//! in this file is the path a query takes, step by step; its stages are [`SeedSampler`]
+//! (`seed_sampler.rs`, over the [`SeedSource`]s of `source.rs`) and [`SeedSearch`]
+//! (`search.rs`); the per-request options are in `request.rs`, the construction in
+//! `builder.rs`.
 //!
 //! Which sampler implementation runs: a trained prior on the CPU goes through the host fast path
 //! ([`crate::fast`]: Euler, Heun and DPM-Solver++ on host buffers, batch-invariant) wherever the

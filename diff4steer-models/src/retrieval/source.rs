@@ -254,6 +254,22 @@ impl<B: Backend> Regression<B> {
     }
 }
 
+/// Seeds of a tensor-side generator for host queries (`request`'s K and seed).
+fn generator_seeds<B: Backend, G: SeedGenerator<B> + ?Sized>(
+    generator: &G,
+    queries: &[f32],
+    request: &RetrievalRequest,
+    device: &B::Device,
+) -> Result<Vec<f32>> {
+    let qd = generator.query_dim();
+    let q = matrix_from_host::<B>(queries.to_vec(), queries.len() / qd, qd, device)?;
+    Ok(to_host_f32(generator.seeds(
+        q,
+        request.seeds_per_query,
+        request.seed,
+    )?)?)
+}
+
 /// Refuses the options that need a diffusion prior.
 fn prior_only_options(request: &RetrievalRequest, what: &str) -> Result<()> {
     if request.negative.is_some() || !request.steering.is_empty() {
@@ -284,13 +300,7 @@ where
         _sampler: &Sampler,
     ) -> Result<Vec<f32>> {
         prior_only_options(request, "a regression model")?;
-        let qd = self.model.query_dim();
-        let q = matrix_from_host::<B>(queries.to_vec(), queries.len() / qd, qd, &self.device)?;
-        Ok(to_host_f32(self.model.seeds(
-            q,
-            request.seeds_per_query,
-            request.seed,
-        )?)?)
+        generator_seeds(&self.model, queries, request, &self.device)
     }
 
     fn deterministic(&self) -> bool {
@@ -339,13 +349,7 @@ impl<B: Backend, G: SeedGenerator<B> + Send + Sync> SeedSource for Generator<B, 
         _sampler: &Sampler,
     ) -> Result<Vec<f32>> {
         prior_only_options(request, "a custom seed generator")?;
-        let qd = self.generator.query_dim();
-        let q = matrix_from_host::<B>(queries.to_vec(), queries.len() / qd, qd, &self.device)?;
-        Ok(to_host_f32(self.generator.seeds(
-            q,
-            request.seeds_per_query,
-            request.seed,
-        )?)?)
+        generator_seeds(&self.generator, queries, request, &self.device)
     }
 
     fn deterministic(&self) -> bool {

@@ -241,7 +241,7 @@ impl HostPriorTraining {
         let ids = parameter_ids(&model);
         let values = ids
             .into_iter()
-            .zip(self.path.parameters().into_iter())
+            .zip(self.path.parameters())
             .collect();
         model.map(&mut Overwrite {
             values,
