@@ -239,10 +239,7 @@ impl HostPriorTraining {
         model: DiffusionPrior<AB>,
     ) -> DiffusionPrior<AB> {
         let ids = parameter_ids(&model);
-        let values = ids
-            .into_iter()
-            .zip(self.path.parameters())
-            .collect();
+        let values = ids.into_iter().zip(self.path.parameters()).collect();
         model.map(&mut Overwrite {
             values,
             require_grad: true,
