@@ -13,6 +13,9 @@
 //! preprocessed as none / standardised / whitened (fitted on it).
 
 mod musiccaps;
+mod rerank_grid;
+
+use rerank_grid::{RerankCost, RerankGrid, RerankInput};
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -28,6 +31,7 @@ use diff4steer_eval::{
 use diff4steer_examples::line_plot::render_lines_svg;
 use diff4steer_index::{Fusion, Preprocessing};
 use diff4steer_models::backend::CpuAutodiff;
+use diff4steer_models::fast::{FastPrior, RerankOrder, ScoreWeighting};
 use diff4steer_models::retrieval::{
     HostPrior, Regression, RetrievalRequest, SearchSettings, SeedSampler, SeedSearch,
 };
@@ -170,6 +174,21 @@ pub struct JamendoArgs {
     /// Seed of training, sampling and the empirical seeds.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// The re-ranking grid: depths N of each base's fused list re-ranked by the prior's
+    /// implicit classifier (empty = no grid). Bases: the best prior row and the regression, raw
+    /// catalogue.
+    #[arg(long, value_delimiter = ',')]
+    rerank_grid_top: Vec<usize>,
+    /// The re-ranking grid: noise draws of the implicit classifier.
+    #[arg(long, value_delimiter = ',', default_value = "4,16,64")]
+    rerank_grid_draws: Vec<usize>,
+    /// σ range of the implicit classifier's draws (prior units: standardised targets).
+    #[arg(long, value_delimiter = ',', default_value = "0.2,20")]
+    rerank_sigma: Vec<f64>,
+    /// Blend of the implicit-classifier order with the fused order by reciprocal ranks with
+    /// this constant (0 = by the score alone).
+    #[arg(long, default_value_t = 30.0)]
+    rerank_blend: f64,
 }
 
 /// One benchmark query.
@@ -374,20 +393,31 @@ pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
                 JamendoMood::load(&a.data).with_context(|| format!("{}", a.data.display()))?;
             let train = mood.split(&a.train_split)?;
             let eval = mood.split(&a.eval_split)?;
+            let [lo, hi] = a.rerank_sigma[..] else {
+                bail!("--rerank-sigma takes two values: MIN,MAX");
+            };
+            let rerank_grid = (!a.rerank_grid_top.is_empty()).then(|| RerankGrid {
+                tops: a.rerank_grid_top.clone(),
+                draws: a.rerank_grid_draws.clone(),
+                sigma: (lo, hi),
+                weighting: ScoreWeighting::Edm,
+                order: if a.rerank_blend > 0.0 {
+                    RerankOrder::Blend { c: a.rerank_blend }
+                } else {
+                    RerankOrder::ByScore
+                },
+                seed: a.seed,
+            });
             let settings = Settings {
                 title: "jamendo-mood".into(),
-                command: format!(
-                    "diff4steer benchmark jamendo-mood --data {} --out {} --train-split {} --eval-split {} --steps {} --seed {}",
-                    a.data.display(),
-                    a.out.display(),
-                    a.train_split,
-                    a.eval_split,
-                    a.steps,
-                    a.seed
-                ),
+                command: std::iter::once("diff4steer".to_owned())
+                    .chain(std::env::args().skip(1))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 out: a.out.clone(),
                 steps: a.steps,
                 seed: a.seed,
+                rerank_grid,
             };
             run(&mood, &train, &eval, &settings)
         }
@@ -404,6 +434,7 @@ pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
                 out: a.out.clone(),
                 steps: a.steps,
                 seed: a.seed,
+                rerank_grid: None,
             };
             run(&mood, &train, &eval, &settings)
         }
@@ -417,6 +448,8 @@ struct Settings {
     out: PathBuf,
     steps: usize,
     seed: u64,
+    /// The re-ranking grid, when asked for.
+    rerank_grid: Option<RerankGrid>,
 }
 
 /// The benchmark on one dataset (tags, texts and pairs in `mood`; a training and an
@@ -656,6 +689,47 @@ fn run(
             ..SearchSettings::default()
         },
     )?;
+    let grid_rows = match &args.rerank_grid {
+        Some(grid) => {
+            let fast = FastPrior::from_prior(&prior)?;
+            let bases = GridBases {
+                systems: &systems,
+                scores: &results["none"],
+                search: &raw,
+                catalogue: &catalogue,
+            };
+            rerank_grid(grid, &fast, &bases, &texts, &all, eval, &truth_items)?
+        }
+        None => Vec::new(),
+    };
+    if !grid_rows.is_empty() {
+        writeln!(markdown, "## Re-ranking grid: the prior's implicit classifier over each base's fused top N (raw catalogue)\n")?;
+        writeln!(markdown, "N = 0 is the base's own list (fused to the grid's depth). Cost per query: one thread (the first 32 queries) and two threads (every query, queries in parallel).\n")?;
+        writeln!(markdown, "| base | N | draws | nDCG@10 | Recall@50 | coverage@100 | diversity@20 | ms/query, 1 thread | ms/query, 2 threads |\n|---|---|---|---|---|---|---|---|---|")?;
+        for g in &grid_rows {
+            let (n, d, one, two) = g.cost.map_or(
+                ("0".into(), "–".into(), "–".into(), "–".into()),
+                |k| {
+                    (
+                        k.top.to_string(),
+                        k.draws.to_string(),
+                        format!("{:.1}", k.ms_one_thread),
+                        format!("{:.1}", k.ms_two_threads),
+                    )
+                },
+            );
+            writeln!(
+                markdown,
+                "| {} | {n} | {d} | {:.4} | {:.4} | {:.4} | {:.4} | {one} | {two} |",
+                g.base,
+                g.scores.ndcg_10,
+                g.scores.recall_50,
+                g.scores.coverage_100,
+                g.scores.diversity_20
+            )?;
+        }
+        writeln!(markdown)?;
+    }
     let setup = SteeringSetup {
         mood,
         train,
@@ -722,8 +796,100 @@ fn run(
     write("report.md", markdown.as_bytes())?;
     write(
         "results.json",
-        &serde_json::to_vec_pretty(&serde_json::json!({ "systems": results, "steering": curve }))?,
+        &serde_json::to_vec_pretty(&serde_json::json!({
+            "systems": results,
+            "steering": curve,
+            "rerank_grid": grid_rows,
+        }))?,
     )?;
     println!("{markdown}");
     Ok(())
+}
+
+/// One row of the re-ranking grid: a base system, re-ranked at one cell (or not: no cost).
+#[derive(Debug, Clone, serde::Serialize)]
+struct GridRow {
+    base: String,
+    cost: Option<RerankCost>,
+    scores: Scores,
+}
+
+/// Where the grid's bases come from: the systems, their scores on the raw catalogue (the best
+/// prior row is a base), and that catalogue.
+struct GridBases<'a> {
+    systems: &'a [(String, Answer, Fusion)],
+    scores: &'a BTreeMap<String, Scores>,
+    search: &'a SeedSearch,
+    catalogue: &'a [f32],
+}
+
+/// The re-ranking grid over the best prior row (by nDCG@10) and the regression.
+fn rerank_grid(
+    grid: &RerankGrid,
+    prior: &FastPrior,
+    bases: &GridBases<'_>,
+    texts: &[f32],
+    queries: &[Query],
+    eval: &JamendoMoodSplit,
+    truth_items: &dyn Fn(&Query) -> Vec<f32>,
+) -> Result<Vec<GridRow>> {
+    let best_prior = bases
+        .scores
+        .iter()
+        .filter(|(name, _)| name.starts_with("prior"))
+        .max_by(|a, b| a.1.ndcg_10.total_cmp(&b.1.ndcg_10))
+        .map(|(name, _)| name.clone())
+        .context("no prior row was scored")?;
+    let depth = grid.tops.iter().copied().max().unwrap_or(0).max(DEPTH);
+    let mut rows = Vec::new();
+    for (name, answer, fusion) in bases.systems {
+        if *name != best_prior && name != "regression" {
+            continue;
+        }
+        let Answer::Seeds {
+            rows: seeds,
+            per_query,
+        } = answer
+        else {
+            continue;
+        };
+        let lists: Vec<Vec<u64>> = bases
+            .search
+            .search_grouped(seeds, &vec![*per_query; queries.len()], depth, *fusion)?
+            .into_iter()
+            .map(|hits| hits.into_iter().map(|h| h.id).collect())
+            .collect();
+        let scored = |lists: Vec<Vec<u64>>| {
+            score(
+                &Answer::Rankings(lists),
+                queries,
+                eval,
+                bases.search,
+                *fusion,
+                truth_items,
+            )
+        };
+        rows.push(GridRow {
+            base: name.clone(),
+            cost: None,
+            scores: scored(lists.clone())?,
+        });
+        let input = [RerankInput {
+            queries: texts,
+            lists: &lists,
+        }];
+        for cell in grid.cells() {
+            let (mut reranked, cost) = grid.run_cell(prior, cell, &input, bases.catalogue)?;
+            println!(
+                "re-rank grid: {name} N={} draws={}: {:.1} ms/query (1 thread), {:.1} (2 threads)",
+                cost.top, cost.draws, cost.ms_one_thread, cost.ms_two_threads
+            );
+            rows.push(GridRow {
+                base: name.clone(),
+                cost: Some(cost),
+                scores: scored(reranked.remove(0))?,
+            });
+        }
+    }
+    Ok(rows)
 }

@@ -28,6 +28,8 @@ use diff4steer_examples::line_plot::render_lines_svg;
 use diff4steer_index::{Fusion, Preprocessing};
 use diff4steer_models::backend::{CpuAutodiff, CpuBackend};
 use diff4steer_models::fast::{FastPrior, ImplicitClassifier, RerankOrder, ScoreWeighting};
+
+use super::rerank_grid::{RerankCost, RerankGrid, RerankInput};
 use diff4steer_models::retrieval::{
     HostPrior, RetrievalRequest, SearchSettings, SeedSampler, SeedSearch,
 };
@@ -125,6 +127,13 @@ pub struct MusicCapsArgs {
     /// Weighting of the implicit classifier: edm, elbo or uniform.
     #[arg(long, default_value = "edm")]
     rerank_weighting: String,
+    /// The re-ranking grid: depths N re-ranked (with --rerank-grid-draws; empty = no grid). Its
+    /// bases are the best prior row and the MSE regression.
+    #[arg(long, value_delimiter = ',')]
+    rerank_grid_top: Vec<usize>,
+    /// The re-ranking grid: noise draws of the implicit classifier.
+    #[arg(long, value_delimiter = ',', default_value = "4,16,64")]
+    rerank_grid_draws: Vec<usize>,
     /// Smallest σ of the sampler's grid (the final denoise happens there).
     #[arg(long, default_value_t = 0.002)]
     sigma_min: f64,
@@ -242,8 +251,18 @@ struct Rerank {
 /// Searches all seeds in one batched call, then fuses each query's lists into DEPTH ids: the
 /// front door's search stage ([`SeedSearch::search_grouped`]).
 fn ranked(search: &SeedSearch, seeds: &Seeds, fusion: Fusion) -> Result<Vec<Vec<u64>>> {
+    ranked_to(search, seeds, fusion, DEPTH)
+}
+
+/// [`ranked`] to `depth` ids per seed and per fused list.
+fn ranked_to(
+    search: &SeedSearch,
+    seeds: &Seeds,
+    fusion: Fusion,
+    depth: usize,
+) -> Result<Vec<Vec<u64>>> {
     Ok(search
-        .search_grouped(&seeds.rows, &seeds.counts, DEPTH, fusion)?
+        .search_grouped(&seeds.rows, &seeds.counts, depth, fusion)?
         .into_iter()
         .map(|hits| hits.into_iter().map(|h| h.id).collect())
         .collect())
@@ -577,8 +596,16 @@ struct Results {
     settings: Settings,
     rows: Vec<Row>,
     sampler_sweep: Vec<SamplerRow>,
+    rerank_grid: Vec<GridRow>,
     steering: Vec<SteeringPoint>,
     seconds: BTreeMap<String, f64>,
+}
+
+/// One cell of the re-ranking grid (no cost: the base system's own lists at the grid's depth).
+#[derive(Serialize)]
+struct GridRow {
+    cost: Option<RerankCost>,
+    row: Row,
 }
 
 #[derive(Serialize)]
@@ -700,27 +727,19 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
         "sample prior (CFG sweep)".into(),
         sampling_started.elapsed().as_secs_f64(),
     );
+    let (weighting, sigma, order) = rerank_settings(args)?;
     let rerank = if args.rerank_top > 0 {
-        let weighting = match args.rerank_weighting.as_str() {
-            "edm" => ScoreWeighting::Edm,
-            "elbo" => ScoreWeighting::Elbo,
-            "uniform" => ScoreWeighting::Uniform,
-            other => bail!("unknown --rerank-weighting `{other}`: expected edm, elbo or uniform"),
-        };
-        let [lo, hi] = args.rerank_sigma[..] else {
-            bail!("--rerank-sigma takes two values: MIN,MAX");
-        };
         Some(Rerank {
             prior: fast.clone(),
-            classifier: ImplicitClassifier::new(args.rerank_draws, lo, hi, weighting, args.seed)?,
+            classifier: ImplicitClassifier::new(
+                args.rerank_draws,
+                sigma.0,
+                sigma.1,
+                weighting,
+                args.seed,
+            )?,
             top: args.rerank_top,
-            order: if args.rerank_blend > 0.0 {
-                RerankOrder::Blend {
-                    c: args.rerank_blend,
-                }
-            } else {
-                RerankOrder::ByScore
-            },
+            order,
         })
     } else {
         None
@@ -850,13 +869,14 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
         .copied()
         .find(|f| best.system.ends_with(&format!(" {f}")))
         .unwrap_or(Fusion::rrf());
+    let best_system = best.system.clone();
     // The prior as a scorer: re-rank the best prior row's lists and the regression's by the
     // implicit classifier (main catalogue only: it costs ≈ top × draws × 2 network rows per query).
     if let Some(r) = &rerank {
         let rerank_started = Instant::now();
         let mut chosen: Vec<System> = systems
             .iter()
-            .filter(|s| s.name == best.system || s.name == "regression (MSE)")
+            .filter(|s| s.name == best_system || s.name == "regression (MSE)")
             .cloned()
             .collect();
         for system in &mut chosen {
@@ -868,6 +888,73 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
             rows.push(score(system, &main, &protocols, dim)?);
         }
         seconds.insert("re-rank".into(), rerank_started.elapsed().as_secs_f64());
+    }
+    // The re-ranking grid (N × draws) over the same two bases, on the main catalogue.
+    let mut rerank_grid = Vec::new();
+    if !args.rerank_grid_top.is_empty() {
+        let grid_started = Instant::now();
+        let grid = RerankGrid {
+            tops: args.rerank_grid_top.clone(),
+            draws: args.rerank_grid_draws.clone(),
+            sigma,
+            weighting,
+            order,
+            seed: args.seed,
+        };
+        let depth = grid.tops.iter().copied().max().unwrap_or(0).max(DEPTH);
+        let bases: Vec<&System> = systems
+            .iter()
+            .filter(|s| s.name == best_system || s.name == "regression (MSE)")
+            .collect();
+        for base in bases {
+            let (Some(c), Some(a)) = (&base.captions, &base.aspects) else {
+                continue;
+            };
+            let lists = [
+                ranked_to(&main.search, c, base.fusion, depth)?,
+                ranked_to(&main.search, a, base.fusion, depth)?,
+            ];
+            let row = |lists: &[Vec<Vec<u64>>]| -> Result<Row> {
+                Ok(Row {
+                    system: base.name.clone(),
+                    catalogue: main.name.into(),
+                    preprocessing: main.prep_kind.to_string(),
+                    caption: Some(caption_scores(&lists[0], &protocols.captions)?),
+                    aspect: Some(aspect_scores(
+                        &lists[1],
+                        &protocols.aspects,
+                        &main.diversity_space,
+                        dim,
+                    )?),
+                })
+            };
+            rerank_grid.push(GridRow {
+                cost: None,
+                row: row(&lists)?,
+            });
+            let inputs = [
+                RerankInput {
+                    queries: &ct,
+                    lists: &lists[0],
+                },
+                RerankInput {
+                    queries: &at,
+                    lists: &lists[1],
+                },
+            ];
+            for cell in grid.cells() {
+                let (reranked, cost) = grid.run_cell(&fast, cell, &inputs, &main.items)?;
+                println!(
+                    "re-rank grid: {} N={} draws={}: {:.1} ms/query (1 thread), {:.1} (2 threads)",
+                    base.name, cost.top, cost.draws, cost.ms_one_thread, cost.ms_two_threads
+                );
+                rerank_grid.push(GridRow {
+                    cost: Some(cost),
+                    row: row(&reranked)?,
+                });
+            }
+        }
+        seconds.insert("re-rank grid".into(), grid_started.elapsed().as_secs_f64());
     }
     let mut sampler_sweep = Vec::new();
     let mut steering = Vec::new();
@@ -958,6 +1045,7 @@ pub fn run(args: &MusicCapsArgs) -> Result<()> {
         },
         rows,
         sampler_sweep,
+        rerank_grid,
         steering,
         seconds,
     };
@@ -1204,6 +1292,34 @@ fn write_outputs(out: &Path, results: &Results) -> Result<()> {
         }
         writeln!(md)?;
     }
+    if !results.rerank_grid.is_empty() {
+        writeln!(md, "## Re-ranking grid: the prior's implicit classifier over each base's fused top N (split, standardise)\n")?;
+        writeln!(md, "N = 0 is the base's own list. Cost per query: one thread (the first 32 caption queries) and two threads (every query, queries in parallel).\n")?;
+        writeln!(md, "| base | N | draws | caption R@10 | caption MRR | aspect nDCG@10 | aspect coverage@100 | aspect diversity@20 | ms/query, 1 thread | ms/query, 2 threads |\n|---|---|---|---|---|---|---|---|---|---|")?;
+        for g in &results.rerank_grid {
+            let (c, a) = (
+                g.row.caption.clone().unwrap_or_default(),
+                g.row.aspect.clone().unwrap_or_default(),
+            );
+            let (n, d, one, two) = g.cost.map_or(
+                ("0".into(), "–".into(), "–".into(), "–".into()),
+                |k| {
+                    (
+                        k.top.to_string(),
+                        k.draws.to_string(),
+                        format!("{:.1}", k.ms_one_thread),
+                        format!("{:.1}", k.ms_two_threads),
+                    )
+                },
+            );
+            writeln!(
+                md,
+                "| {} | {n} | {d} | {:.3} | {:.3} | {:.4} | {:.4} | {:.4} | {one} | {two} |",
+                g.row.system, c.recall_10, c.mrr, a.ndcg_10, a.coverage_100, a.diversity_20
+            )?;
+        }
+        writeln!(md)?;
+    }
     if !results.steering.is_empty() {
         writeln!(
             md,
@@ -1286,4 +1402,25 @@ fn write_outputs(out: &Path, results: &Results) -> Result<()> {
     write("results.json", &serde_json::to_vec_pretty(results)?)?;
     println!("{md}");
     Ok(())
+}
+
+/// The implicit classifier's weighting, σ range and order from the command line.
+fn rerank_settings(args: &MusicCapsArgs) -> Result<(ScoreWeighting, (f64, f64), RerankOrder)> {
+    let weighting = match args.rerank_weighting.as_str() {
+        "edm" => ScoreWeighting::Edm,
+        "elbo" => ScoreWeighting::Elbo,
+        "uniform" => ScoreWeighting::Uniform,
+        other => bail!("unknown --rerank-weighting `{other}`: expected edm, elbo or uniform"),
+    };
+    let [lo, hi] = args.rerank_sigma[..] else {
+        bail!("--rerank-sigma takes two values: MIN,MAX");
+    };
+    let order = if args.rerank_blend > 0.0 {
+        RerankOrder::Blend {
+            c: args.rerank_blend,
+        }
+    } else {
+        RerankOrder::ByScore
+    };
+    Ok((weighting, (lo, hi), order))
 }
