@@ -59,6 +59,52 @@ pub enum IndexError {
         /// The library's message.
         reason: String,
     },
+    /// A remote index's server could not be reached (connection refused, reset, or lost).
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable {
+        /// The server's URL.
+        url: String,
+        /// The transport's message.
+        reason: String,
+    },
+    /// A remote index's server did not answer within the configured time.
+    #[error("{operation} on {url} did not finish within {seconds} s")]
+    Timeout {
+        /// What was attempted.
+        operation: &'static str,
+        /// The server's URL.
+        url: String,
+        /// The limit.
+        seconds: f64,
+    },
+    /// The server refused an operation; its message.
+    #[error("{operation} failed on the server: {reason}")]
+    Remote {
+        /// What was attempted.
+        operation: &'static str,
+        /// The server's message.
+        reason: String,
+    },
+    /// A collection to create exists already.
+    #[error("collection `{collection}` exists already")]
+    CollectionExists {
+        /// Its name.
+        collection: String,
+    },
+    /// A collection to open does not exist (or was dropped).
+    #[error("collection `{collection}` does not exist")]
+    CollectionMissing {
+        /// Its name.
+        collection: String,
+    },
+    /// A collection to open does not have the shape this index needs.
+    #[error("collection `{collection}` cannot be used: {reason}")]
+    CollectionMismatch {
+        /// Its name.
+        collection: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {reason}")]
     Io {

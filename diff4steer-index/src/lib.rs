@@ -11,6 +11,8 @@
 //!   parallel construction, parallel queries, filters, the graph saved with the vectors);
 //! - `FaissIndex` (feature `faiss`): any faiss index (Flat, HNSW, IVF, …) by index-factory
 //!   string, behind the same trait;
+//! - `MilvusIndex` (feature `milvus`): a collection of a Milvus server (standalone or cluster)
+//!   behind the same trait, for catalogues past one machine;
 //! - [`Preprocessor`]: centring, standardisation or PCA whitening fitted on the catalogue and
 //!   applied to items and seeds alike;
 //! - [`fuse`]: per-seed lists → one list by max score, mean score, reciprocal-rank fusion,
@@ -44,6 +46,8 @@ pub mod fusion;
 pub mod hit;
 #[cfg(feature = "hnsw")]
 pub mod hnsw;
+#[cfg(feature = "milvus")]
+pub mod milvus;
 pub mod preprocess;
 pub mod similarity;
 pub mod top_k;
@@ -57,6 +61,8 @@ pub use fusion::{fuse, Fusion};
 pub use hit::Hit;
 #[cfg(feature = "hnsw")]
 pub use hnsw::{HnswConfig, HnswIndex};
+#[cfg(feature = "milvus")]
+pub use milvus::{MilvusConfig, MilvusIndex, MilvusIndexKind};
 pub use preprocess::{Preprocessing, Preprocessor};
 pub use similarity::Similarity;
 pub use vector_index::VectorIndex;

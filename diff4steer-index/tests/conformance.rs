@@ -440,3 +440,57 @@ fn flat_files_that_are_broken_give_typed_errors() {
         assert_eq!(s.name().parse::<Similarity>().unwrap(), s);
     }
 }
+
+/// Against a real Milvus server: `DIFF4STEER_MILVUS_URL` (e.g. `http://127.0.0.1:19530`, as
+/// `.ci/run` starts one); skipped with a message when unset.
+#[cfg(feature = "milvus")]
+mod milvus_adapter {
+    use super::*;
+    use diff4steer_index::{MilvusConfig, MilvusIndex, MilvusIndexKind};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+    fn server() -> Option<String> {
+        let url = std::env::var("DIFF4STEER_MILVUS_URL").ok();
+        if url.is_none() {
+            eprintln!(
+                "skipped: DIFF4STEER_MILVUS_URL is not set (no Milvus server to test against)"
+            );
+        }
+        url
+    }
+
+    /// A new collection per call (the conformance body makes several indexes).
+    fn fresh(url: String, kind: MilvusIndexKind) -> impl Fn(usize, Similarity) -> MilvusIndex {
+        move |dim, sim| {
+            let name = format!(
+                "conformance_{}_{}",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let config = MilvusConfig::new(url.clone(), name)
+                .with_index(kind)
+                .with_timeout(Duration::from_secs(60));
+            MilvusIndex::create(config, dim, sim).unwrap()
+        }
+    }
+
+    #[test]
+    fn milvus_flat_conforms() {
+        let Some(url) = server() else { return };
+        check_index(&fresh(url, MilvusIndexKind::Flat), None, ALL, Truth::Exact);
+    }
+
+    #[test]
+    fn milvus_hnsw_conforms() {
+        let Some(url) = server() else { return };
+        check_index(
+            &fresh(url, MilvusIndexKind::HNSW),
+            None,
+            ALL,
+            Truth::Recall(0.9),
+        );
+    }
+}
