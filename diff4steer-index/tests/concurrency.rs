@@ -108,3 +108,66 @@ fn faiss_index_answers_many_threads_as_it_answers_one() {
         assert_thread_safe(&index, &format!("faiss {description}"));
     }
 }
+
+/// Against a real Milvus server (`DIFF4STEER_MILVUS_URL`; skipped when unset): eight threads
+/// through one client. FLAT answers bit for bit as serially. With HNSW, Milvus itself changes
+/// answers over time (it compacts and re-indexes sealed segments in the background), so there
+/// every thread's hits must be its own query's: each score the exact similarity of that query
+/// and that id, and ≥ 90 % of the serial ids.
+#[cfg(feature = "milvus")]
+#[test]
+fn milvus_index_answers_many_threads_as_it_answers_one() {
+    use diff4steer_index::{MilvusConfig, MilvusIndex, MilvusIndexKind};
+    let Ok(url) = std::env::var("DIFF4STEER_MILVUS_URL") else {
+        eprintln!("skipped: DIFF4STEER_MILVUS_URL is not set (no Milvus server to test against)");
+        return;
+    };
+    let items = random_rows(5000, 4);
+    let ids: Vec<u64> = (0..5000).collect();
+    let create = |kind: MilvusIndexKind| {
+        let config = MilvusConfig::new(
+            url.clone(),
+            format!("concurrency_{}_{}", std::process::id(), kind.milvus_name()),
+        )
+        .with_index(kind)
+        .with_timeout(std::time::Duration::from_secs(60));
+        let mut index = MilvusIndex::create(config, DIM, Similarity::Cosine).unwrap();
+        index.add(&ids, &items).unwrap();
+        index.flush().unwrap();
+        index
+            .wait_indexed(std::time::Duration::from_secs(120))
+            .unwrap();
+        index
+    };
+    assert_thread_safe(&create(MilvusIndexKind::Flat), "milvus FLAT");
+
+    let hnsw = create(MilvusIndexKind::HNSW);
+    let queries = random_rows(96, 99);
+    let serial = hnsw.search(&queries, 10).unwrap();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| scope.spawn(|| hnsw.search(&queries, 10).unwrap()))
+            .collect();
+        for (t, handle) in handles.into_iter().enumerate() {
+            let answers = handle.join().unwrap();
+            for (q, (got, expected)) in answers.iter().zip(&serial).enumerate() {
+                let query = &queries[q * DIM..(q + 1) * DIM];
+                for hit in got {
+                    let item = &items[hit.id as usize * DIM..(hit.id as usize + 1) * DIM];
+                    let exact = Similarity::Cosine.score(query, item);
+                    assert!(
+                        (hit.score - exact).abs() <= 1e-4,
+                        "thread {t} query {q}: id {} scored {} for {exact}",
+                        hit.id,
+                        hit.score
+                    );
+                }
+                let found = got
+                    .iter()
+                    .filter(|h| expected.iter().any(|e| e.id == h.id))
+                    .count();
+                assert!(found >= 9, "thread {t} query {q}: {found} of 10 serial ids");
+            }
+        }
+    });
+}

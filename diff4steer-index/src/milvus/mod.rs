@@ -278,6 +278,42 @@ impl MilvusIndex {
         Ok(())
     }
 
+    /// Waits until Milvus has built the index over every sealed row (polling its index
+    /// description every 200 ms), at most `limit`. Call it after [`MilvusIndex::flush`] when the
+    /// next searches should go through the index rather than brute force.
+    ///
+    /// # Errors
+    /// [`IndexError::Timeout`] when the index is not complete within `limit`; the connection
+    /// errors of [`MilvusIndex::create`].
+    pub fn wait_indexed(&self, limit: std::time::Duration) -> Result<()> {
+        let started = std::time::Instant::now();
+        loop {
+            let request = DescribeIndexRequest::builder()
+                .collection_name(&self.config.collection)
+                .field_name(&self.vector_field)
+                .build()
+                .map_err(|e| self.error("describe index", e))?;
+            let described = self.call("describe index", |c| async move {
+                c.describe_index(request).await
+            })?;
+            let done = described
+                .indexes()
+                .iter()
+                .all(|i| i.get_pending_rows() == 0 && i.get_indexed_rows() >= i.get_total_rows());
+            if done {
+                return Ok(());
+            }
+            if started.elapsed() >= limit {
+                return Err(IndexError::Timeout {
+                    operation: "waiting for the index build",
+                    url: self.config.url.clone(),
+                    seconds: limit.as_secs_f64(),
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     /// The `k` best hits of each query among the rows matching the Milvus boolean `expression`
     /// over the id field (e.g. `id in [1, 5, 9]` or `id > 100`; see Milvus' "boolean expression"
     /// docs); `None` = every row. One request for all queries.
