@@ -471,16 +471,22 @@ impl MilvusIndex {
         Ok(found)
     }
 
-    /// Looks `id`'s vector up on the server.
-    fn fetch(&self, id: u64) -> Result<Option<Vec<f32>>> {
-        let request = GetRequest::builder()
+    /// Looks `id`'s vector up on the server (as stored: L2-normalised under cosine similarity);
+    /// `None` for an id the collection does not hold. [`VectorIndex::vector`] without the error.
+    ///
+    /// # Errors
+    /// The connection errors of [`MilvusIndex::create`]; [`IndexError::Remote`].
+    pub fn fetch_vector(&self, id: u64) -> Result<Option<Vec<f32>>> {
+        // A query by expression, not `get`: the client's `get` sends a filter template, which
+        // Milvus 2.3 does not parse.
+        let request = QueryRequest::builder()
             .collection_name(&self.config.collection)
-            .ids(Ids::Int64(vec![to_milvus_id(id)?]))
+            .filter(id_expression(&self.id_field, &[id])?)
             .output_fields([self.vector_field.clone()])
             .consistency_level(ConsistencyLevel::Strong)
             .build()
             .map_err(|e| self.error("get", e))?;
-        let response = self.call("get", |c| async move { c.get(request).await })?;
+        let response = self.call("get", |c| async move { c.query(request).await })?;
         let rows = response
             .results()
             .rows()
@@ -623,7 +629,7 @@ impl VectorIndex for MilvusIndex {
         if let Some(v) = self.cache.get(&id) {
             return Some(v);
         }
-        let vector = self.fetch(id).ok().flatten()?;
+        let vector = self.fetch_vector(id).ok().flatten()?;
         Some(self.cache.insert(id, vector.into_boxed_slice()))
     }
 }
