@@ -22,7 +22,7 @@ use std::future::Future;
 use milvus::v2::prelude::{
     ClientV2, CollectionSchema, ConnectConfig, ConsistencyLevel, CreateCollectionRequest,
     CreateIndexRequest, DataType, DescribeCollectionRequest, DescribeIndexRequest,
-    DropCollectionRequest, Error as MilvusError, FieldData, FieldSchema, FlushRequest, GetRequest,
+    DropCollectionRequest, Error as MilvusError, FieldData, FieldSchema, FlushRequest,
     HasCollectionRequest, Ids, IndexParam, IndexType, InsertRequest, LoadCollectionRequest,
     MetricType, QueryRequest, RetryConfig, SearchRequest, SearchVectors,
 };
@@ -487,17 +487,17 @@ impl MilvusIndex {
             .build()
             .map_err(|e| self.error("get", e))?;
         let response = self.call("get", |c| async move { c.query(request).await })?;
-        let rows = response
+        let mut rows = response
             .results()
             .rows()
             .map_err(|e| self.error("get", e))?;
-        for row in rows {
-            let vector = row
-                .get_float_vector(&self.vector_field)
-                .map_err(|e| self.error("get", e))?;
-            return Ok(Some(vector.to_vec()));
-        }
-        Ok(None)
+        rows.next()
+            .map(|row| {
+                row.get_float_vector(&self.vector_field)
+                    .map(<[f32]>::to_vec)
+                    .map_err(|e| self.error("get", e))
+            })
+            .transpose()
     }
 
     /// Runs one client call to completion within the timeout.
