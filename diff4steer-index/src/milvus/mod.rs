@@ -68,6 +68,22 @@ impl std::fmt::Debug for MilvusIndex {
 }
 
 impl MilvusIndex {
+    /// A connected handle that knows nothing of its collection yet (width 0, no fields).
+    fn connected(config: MilvusConfig) -> Result<Self> {
+        let (runtime, client) = connect(&config)?;
+        Ok(Self {
+            runtime,
+            client,
+            config,
+            dim: 0,
+            similarity: Similarity::Cosine,
+            id_field: String::new(),
+            vector_field: String::new(),
+            rows: 0,
+            cache: elsa::sync::FrozenMap::new(),
+        })
+    }
+
     /// Creates the collection `config.collection` (width `dim`, metric of `similarity`, index
     /// `config.index`) and loads it, empty.
     ///
@@ -84,17 +100,12 @@ impl MilvusIndex {
                 reason: format!("{dim}: Milvus takes 1 to 32768"),
             });
         }
-        let (runtime, client) = connect(&config)?;
         let index = Self {
-            runtime,
-            client,
             dim,
             similarity,
             id_field: ID_FIELD.into(),
             vector_field: VECTOR_FIELD.into(),
-            rows: 0,
-            cache: elsa::sync::FrozenMap::new(),
-            config,
+            ..Self::connected(config)?
         };
         if index.exists()? {
             return Err(IndexError::CollectionExists {
@@ -156,18 +167,7 @@ impl MilvusIndex {
     /// field, or no index on it; the connection errors of [`MilvusIndex::create`].
     pub fn open(config: MilvusConfig) -> Result<Self> {
         config.check()?;
-        let (runtime, client) = connect(&config)?;
-        let mut index = Self {
-            runtime,
-            client,
-            dim: 0,
-            similarity: Similarity::Cosine,
-            id_field: String::new(),
-            vector_field: String::new(),
-            rows: 0,
-            cache: elsa::sync::FrozenMap::new(),
-            config,
-        };
+        let mut index = Self::connected(config)?;
         if !index.exists()? {
             return Err(IndexError::CollectionMissing {
                 collection: index.config.collection.clone(),
@@ -234,18 +234,7 @@ impl MilvusIndex {
     /// The connection errors of [`MilvusIndex::create`]; [`IndexError::Remote`].
     pub fn drop_collection(config: &MilvusConfig) -> Result<bool> {
         config.check()?;
-        let (runtime, client) = connect(config)?;
-        let index = Self {
-            runtime,
-            client,
-            config: config.clone(),
-            dim: 0,
-            similarity: Similarity::Cosine,
-            id_field: String::new(),
-            vector_field: String::new(),
-            rows: 0,
-            cache: elsa::sync::FrozenMap::new(),
-        };
+        let index = Self::connected(config.clone())?;
         if !index.exists()? {
             return Ok(false);
         }

@@ -15,7 +15,7 @@
 mod musiccaps;
 mod rerank_grid;
 
-use rerank_grid::{RerankCost, RerankGrid, RerankInput};
+use rerank_grid::{cost_cells, sigma_and_order, RerankCost, RerankGrid, RerankInput};
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -31,7 +31,7 @@ use diff4steer_eval::{
 use diff4steer_examples::line_plot::render_lines_svg;
 use diff4steer_index::{Fusion, Preprocessing};
 use diff4steer_models::backend::CpuAutodiff;
-use diff4steer_models::fast::{FastPrior, RerankOrder, ScoreWeighting};
+use diff4steer_models::fast::{FastPrior, ScoreWeighting};
 use diff4steer_models::retrieval::{
     HostPrior, Regression, RetrievalRequest, SearchSettings, SeedSampler, SeedSearch,
 };
@@ -393,19 +393,13 @@ pub fn benchmark_command(args: &BenchmarkArgs) -> Result<()> {
                 JamendoMood::load(&a.data).with_context(|| format!("{}", a.data.display()))?;
             let train = mood.split(&a.train_split)?;
             let eval = mood.split(&a.eval_split)?;
-            let [lo, hi] = a.rerank_sigma[..] else {
-                bail!("--rerank-sigma takes two values: MIN,MAX");
-            };
+            let (sigma, order) = sigma_and_order(&a.rerank_sigma, a.rerank_blend)?;
             let rerank_grid = (!a.rerank_grid_top.is_empty()).then(|| RerankGrid {
                 tops: a.rerank_grid_top.clone(),
                 draws: a.rerank_grid_draws.clone(),
-                sigma: (lo, hi),
+                sigma,
                 weighting: ScoreWeighting::Edm,
-                order: if a.rerank_blend > 0.0 {
-                    RerankOrder::Blend { c: a.rerank_blend }
-                } else {
-                    RerankOrder::ByScore
-                },
+                order,
                 seed: a.seed,
             });
             let settings = Settings {
@@ -707,17 +701,7 @@ fn run(
         writeln!(markdown, "N = 0 is the base's own list (fused to the grid's depth). Cost per query: one thread (the first 32 queries) and two threads (every query, queries in parallel).\n")?;
         writeln!(markdown, "| base | N | draws | nDCG@10 | Recall@50 | coverage@100 | diversity@20 | ms/query, 1 thread | ms/query, 2 threads |\n|---|---|---|---|---|---|---|---|---|")?;
         for g in &grid_rows {
-            let (n, d, one, two) = g.cost.map_or(
-                ("0".into(), "–".into(), "–".into(), "–".into()),
-                |k| {
-                    (
-                        k.top.to_string(),
-                        k.draws.to_string(),
-                        format!("{:.1}", k.ms_one_thread),
-                        format!("{:.1}", k.ms_two_threads),
-                    )
-                },
-            );
+            let [n, d, one, two] = cost_cells(g.cost);
             writeln!(
                 markdown,
                 "| {} | {n} | {d} | {:.4} | {:.4} | {:.4} | {:.4} | {one} | {two} |",

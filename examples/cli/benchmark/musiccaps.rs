@@ -29,7 +29,7 @@ use diff4steer_index::{Fusion, Preprocessing};
 use diff4steer_models::backend::{CpuAutodiff, CpuBackend};
 use diff4steer_models::fast::{FastPrior, ImplicitClassifier, RerankOrder, ScoreWeighting};
 
-use super::rerank_grid::{RerankCost, RerankGrid, RerankInput};
+use super::rerank_grid::{cost_cells, sigma_and_order, RerankCost, RerankGrid, RerankInput};
 use diff4steer_models::retrieval::{
     HostPrior, RetrievalRequest, SearchSettings, SeedSampler, SeedSearch,
 };
@@ -1301,17 +1301,7 @@ fn write_outputs(out: &Path, results: &Results) -> Result<()> {
                 g.row.caption.clone().unwrap_or_default(),
                 g.row.aspect.clone().unwrap_or_default(),
             );
-            let (n, d, one, two) = g.cost.map_or(
-                ("0".into(), "–".into(), "–".into(), "–".into()),
-                |k| {
-                    (
-                        k.top.to_string(),
-                        k.draws.to_string(),
-                        format!("{:.1}", k.ms_one_thread),
-                        format!("{:.1}", k.ms_two_threads),
-                    )
-                },
-            );
+            let [n, d, one, two] = cost_cells(g.cost);
             writeln!(
                 md,
                 "| {} | {n} | {d} | {:.3} | {:.3} | {:.4} | {:.4} | {:.4} | {one} | {two} |",
@@ -1412,15 +1402,6 @@ fn rerank_settings(args: &MusicCapsArgs) -> Result<(ScoreWeighting, (f64, f64), 
         "uniform" => ScoreWeighting::Uniform,
         other => bail!("unknown --rerank-weighting `{other}`: expected edm, elbo or uniform"),
     };
-    let [lo, hi] = args.rerank_sigma[..] else {
-        bail!("--rerank-sigma takes two values: MIN,MAX");
-    };
-    let order = if args.rerank_blend > 0.0 {
-        RerankOrder::Blend {
-            c: args.rerank_blend,
-        }
-    } else {
-        RerankOrder::ByScore
-    };
-    Ok((weighting, (lo, hi), order))
+    let (sigma, order) = sigma_and_order(&args.rerank_sigma, args.rerank_blend)?;
+    Ok((weighting, sigma, order))
 }

@@ -105,6 +105,35 @@ impl RerankGrid {
     }
 }
 
+/// The N, draws and two cost cells of a report row ("0" and dashes for the base's own list).
+pub(crate) fn cost_cells(cost: Option<RerankCost>) -> [String; 4] {
+    cost.map_or(
+        ["0".into(), "–".into(), "–".into(), "–".into()],
+        |k| {
+            [
+                k.top.to_string(),
+                k.draws.to_string(),
+                format!("{:.1}", k.ms_one_thread),
+                format!("{:.1}", k.ms_two_threads),
+            ]
+        },
+    )
+}
+
+/// The σ range (`MIN,MAX`) and the order (blend constant c > 0, or by the score alone) from
+/// the command line.
+pub(crate) fn sigma_and_order(sigma: &[f64], blend: f64) -> Result<((f64, f64), RerankOrder)> {
+    let [lo, hi] = sigma[..] else {
+        bail!("--rerank-sigma takes two values: MIN,MAX");
+    };
+    let order = if blend > 0.0 {
+        RerankOrder::Blend { c: blend }
+    } else {
+        RerankOrder::ByScore
+    };
+    Ok(((lo, hi), order))
+}
+
 /// Runs `work` on a rayon pool of `threads` threads; its result and the wall seconds it took.
 fn in_pool<T: Send>(threads: usize, work: impl FnOnce() -> T + Send) -> Result<(T, f64)> {
     let pool = rayon::ThreadPoolBuilder::new()
