@@ -1,10 +1,13 @@
 //! Flat vs HNSW on synthetic vectors: build time, queries per second and recall@10 against the
 //! exact flat index; with feature `faiss`, faiss' Flat and HNSW through the same trait, in the
-//! same run.
+//! same run; with feature `milvus` and `--milvus URL`, a Milvus HNSW collection (M,
+//! efConstruction and ef as ours) too. With `--seeds-per-query S` each query is S seeds, all
+//! searched in one batched call, and queries/s counts queries (S seed searches each).
 //!
 //! ```text
 //! cargo run --release --example index_bench -- --n 100000 --dim 128 --data sphere
 //! cargo run --release --example index_bench --features faiss -- --n 100000 --data clustered
+//! cargo run --release --example index_bench --features milvus -- --milvus http://127.0.0.1:19530 --queries 100 --seeds-per-query 32
 //! ```
 
 use std::collections::HashSet;
@@ -37,6 +40,13 @@ struct Args {
     /// Number of queries.
     #[arg(long, default_value_t = 1000)]
     queries: usize,
+    /// Seeds per query (each seed is one search; all of them go in one batched call).
+    #[arg(long, default_value_t = 1)]
+    seeds_per_query: usize,
+    /// A Milvus server's URL (feature `milvus`): its HNSW runs side by side, in a collection
+    /// created for the run and dropped after it.
+    #[arg(long)]
+    milvus: Option<String>,
     /// Synthetic data.
     #[arg(long, value_enum, default_value_t = Data::Sphere)]
     data: Data,
@@ -67,23 +77,77 @@ fn recall(got: &[Vec<Hit>], truth: &[Vec<Hit>], k: usize) -> f64 {
         / truth.len() as f64
 }
 
-/// Runs the queries once, prints queries/s and recall@k.
+/// Runs every seed once in one batched call, prints queries/s (a query being
+/// `seeds_per_query` seeds) and recall@k per seed.
 fn measure(
     label: &str,
     index: &dyn VectorIndex,
-    queries: &[f32],
+    seeds: &[f32],
     truth: &[Vec<Hit>],
     k: usize,
+    seeds_per_query: usize,
 ) -> Result<()> {
     let start = Instant::now();
-    let got = index.search(queries, k)?;
+    let got = index.search(seeds, k)?;
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "{label}: {:.0} queries/s, recall@{k} {:.4}",
+        "{label}: {:.1} queries/s ({:.0} seeds/s), recall@{k} {:.4}",
+        (truth.len() / seeds_per_query) as f64 / secs,
         truth.len() as f64 / secs,
         recall(&got, truth, k)
     );
     Ok(())
+}
+
+/// Milvus HNSW with our M, efConstruction and ef values, in a collection of its own.
+#[cfg(feature = "milvus")]
+fn run_milvus(
+    args: &Args,
+    url: &str,
+    items: &[f32],
+    seeds: &[f32],
+    truth: &[Vec<Hit>],
+    k: usize,
+) -> Result<()> {
+    use diff4steer_index::{MilvusConfig, MilvusIndex, MilvusIndexKind, Preprocessing};
+    use std::time::Duration;
+    let kind = |ef: usize| MilvusIndexKind::Hnsw {
+        m: args.m,
+        ef_construction: args.ef_construction,
+        ef,
+    };
+    let config = MilvusConfig::new(url, format!("index_bench_{}", std::process::id()))
+        .with_index(kind(64))
+        .with_timeout(Duration::from_secs(120));
+    let start = Instant::now();
+    MilvusIndex::load_catalogue(
+        config.clone(),
+        items,
+        args.dim,
+        Similarity::Cosine,
+        Preprocessing::None,
+        Duration::from_secs(1800),
+    )?;
+    println!(
+        "milvus HNSW{}: loaded and built in {:.2} s (M {}, efConstruction {})",
+        args.m,
+        start.elapsed().as_secs_f64(),
+        args.m,
+        args.ef_construction
+    );
+    let measured = args.ef_search.iter().try_for_each(|&ef| -> Result<()> {
+        let index = MilvusIndex::open(config.clone().with_index(kind(ef)))?;
+        measure(
+            &format!("milvus HNSW{} ef {ef}", args.m),
+            &index,
+            seeds,
+            truth,
+            k,
+            args.seeds_per_query,
+        )
+    });
+    MilvusIndex::drop_collection(&config)?;
+    measured
 }
 
 #[cfg(feature = "faiss")]
@@ -117,10 +181,18 @@ fn run_faiss(
                     queries,
                     truth,
                     k,
+                    args.seeds_per_query,
                 )?;
             }
         } else {
-            measure(&format!("faiss {description}"), &index, queries, truth, k)?;
+            measure(
+                &format!("faiss {description}"),
+                &index,
+                queries,
+                truth,
+                k,
+                args.seeds_per_query,
+            )?;
         }
     }
     Ok(())
@@ -151,7 +223,11 @@ fn vectors(data: Data, n: usize, dim: usize, seed: u64) -> Vec<f32> {
 fn main() -> Result<()> {
     let args = Args::parse();
     let items = vectors(args.data, args.n, args.dim, 1);
-    let queries = vectors(args.data, args.queries, args.dim, 2);
+    if args.seeds_per_query == 0 {
+        anyhow::bail!("--seeds-per-query must be at least 1");
+    }
+    // Every seed is a search; a query's seeds are consecutive rows.
+    let queries = vectors(args.data, args.queries * args.seeds_per_query, args.dim, 2);
     let k = 10;
 
     let start = Instant::now();
@@ -161,9 +237,10 @@ fn main() -> Result<()> {
     let truth = flat.search(&queries, k)?;
     let flat_secs = start.elapsed().as_secs_f64();
     println!(
-        "flat: {:.0} queries/s ({} queries batched)",
+        "flat: {:.1} queries/s ({} queries × {} seeds batched)",
         args.queries as f64 / flat_secs,
-        args.queries
+        args.queries,
+        args.seeds_per_query
     );
 
     let config = HnswConfig {
@@ -182,9 +259,23 @@ fn main() -> Result<()> {
     );
     for ef in &args.ef_search {
         hnsw.set_ef_search(*ef);
-        measure(&format!("hnsw ef_search {ef}"), &hnsw, &queries, &truth, k)?;
+        measure(
+            &format!("hnsw ef_search {ef}"),
+            &hnsw,
+            &queries,
+            &truth,
+            k,
+            args.seeds_per_query,
+        )?;
     }
     #[cfg(feature = "faiss")]
     run_faiss(&args, &items, &queries, &truth, k)?;
+    match &args.milvus {
+        #[cfg(feature = "milvus")]
+        Some(url) => run_milvus(&args, url, &items, &queries, &truth, k)?,
+        #[cfg(not(feature = "milvus"))]
+        Some(_) => anyhow::bail!("--milvus needs the example built with --features milvus"),
+        None => {}
+    }
     Ok(())
 }

@@ -199,6 +199,132 @@ impl Preprocessor {
     }
 }
 
+impl Preprocessor {
+    /// The first word of [`Preprocessor::to_text`].
+    pub const TEXT_TAG: &'static str = "diff4steer-preprocessor-v1";
+
+    /// The identity on `dim`-wide rows (kind [`Preprocessing::None`]).
+    pub fn identity(dim: usize) -> Self {
+        Self {
+            kind: Preprocessing::None,
+            dim,
+            mean: vec![0.0; dim],
+            weights: Weights::Identity,
+        }
+    }
+
+    /// The fitted transform as one line of ASCII, for storing beside a remote index (a Milvus
+    /// collection's description): `diff4steer-preprocessor-v1 KIND DIM MEAN WEIGHTS`, KIND being
+    /// `none`, `centre`, `standardise` or `whiten:ε`, MEAN and WEIGHTS the values' IEEE-754 bits
+    /// in hex (8 digits each; WEIGHTS `-` for the identity), so
+    /// [`Preprocessor::from_text`] gives back exactly the same transform.
+    pub fn to_text(&self) -> String {
+        let kind = match self.kind {
+            Preprocessing::Whiten { epsilon } => format!("whiten:{epsilon}"),
+            other => other.name().to_owned(),
+        };
+        let hex = |values: &[f32]| -> String {
+            values
+                .iter()
+                .map(|v| format!("{:08x}", v.to_bits()))
+                .collect()
+        };
+        let weights = match &self.weights {
+            Weights::Identity => "-".to_owned(),
+            Weights::Diagonal(w) | Weights::Full(w) => hex(w),
+        };
+        format!(
+            "{} {kind} {} {} {weights}",
+            Self::TEXT_TAG,
+            self.dim,
+            hex(&self.mean)
+        )
+    }
+
+    /// Reads what [`Preprocessor::to_text`] wrote.
+    ///
+    /// # Errors
+    /// [`IndexError::InvalidParameter`] (`preprocessor`) naming what is malformed: another tag,
+    /// an unknown kind, a width that does not match the values, non-hex or non-finite values.
+    pub fn from_text(text: &str) -> Result<Self> {
+        let bad = |reason: String| IndexError::InvalidParameter {
+            name: "preprocessor",
+            reason,
+        };
+        let words: Vec<&str> = text.split_ascii_whitespace().collect();
+        let [tag, kind, dim, mean, weights] = words[..] else {
+            return Err(bad(format!(
+                "expected `{} KIND DIM MEAN WEIGHTS`, got {} words",
+                Self::TEXT_TAG,
+                words.len()
+            )));
+        };
+        if tag != Self::TEXT_TAG {
+            return Err(bad(format!(
+                "expected the tag `{}`, got `{tag}`",
+                Self::TEXT_TAG
+            )));
+        }
+        let kind = match kind.split_once(':') {
+            Some(("whiten", epsilon)) => Preprocessing::Whiten {
+                epsilon: epsilon
+                    .parse()
+                    .map_err(|_| bad(format!("whitening ε `{epsilon}` is not a number")))?,
+            },
+            _ => kind.parse()?,
+        };
+        let dim: usize = dim
+            .parse()
+            .ok()
+            .filter(|&d| d > 0)
+            .ok_or_else(|| bad(format!("width `{dim}` is not a whole number ≥ 1")))?;
+        let values = |hex: &str, what: &str| -> Result<Vec<f32>> {
+            if !hex.is_ascii() || !hex.len().is_multiple_of(8) {
+                return Err(bad(format!("{what} is not whole 8-digit hex values")));
+            }
+            (0..hex.len() / 8)
+                .map(|i| {
+                    u32::from_str_radix(&hex[8 * i..8 * i + 8], 16)
+                        .map(f32::from_bits)
+                        .ok()
+                        .filter(|v| v.is_finite())
+                        .ok_or_else(|| bad(format!("{what} value {i} is not finite hex")))
+                })
+                .collect()
+        };
+        let mean = values(mean, "the mean")?;
+        if mean.len() != dim {
+            return Err(bad(format!("{} mean values for width {dim}", mean.len())));
+        }
+        let weights = match (kind, weights) {
+            (Preprocessing::None | Preprocessing::Centre, "-") => Weights::Identity,
+            (Preprocessing::Standardise, w) => Weights::Diagonal(values(w, "the scales")?),
+            (Preprocessing::Whiten { .. }, w) => Weights::Full(values(w, "the matrix")?),
+            (kind, _) => return Err(bad(format!("{kind} takes no weights"))),
+        };
+        let got = match &weights {
+            Weights::Identity => 0,
+            Weights::Diagonal(w) | Weights::Full(w) => w.len(),
+        };
+        let want = match &weights {
+            Weights::Identity => 0,
+            Weights::Diagonal(_) => dim,
+            Weights::Full(_) => dim * dim,
+        };
+        if got != want {
+            return Err(bad(format!(
+                "{got} weights for width {dim}, expected {want}"
+            )));
+        }
+        Ok(Self {
+            kind,
+            dim,
+            mean,
+            weights,
+        })
+    }
+}
+
 /// W = (Λ + ε·mean(Λ))^{-1/2} Uᵀ from the eigen-decomposition of the covariance (float64),
 /// row-major.
 fn pca_whitening(rows: &[f32], dim: usize, mean: &[f64], epsilon: f64) -> Vec<f32> {

@@ -122,15 +122,31 @@ fn milvus_index_answers_many_threads_as_it_answers_one() {
         eprintln!("skipped: DIFF4STEER_MILVUS_URL is not set (no Milvus server to test against)");
         return;
     };
+    /// Drops the test's collections when it ends, passed or not.
+    struct DropOnExit(Vec<MilvusConfig>);
+    impl Drop for DropOnExit {
+        fn drop(&mut self) {
+            for config in &self.0 {
+                let _ = MilvusIndex::drop_collection(config);
+            }
+        }
+    }
     let items = random_rows(5000, 4);
     let ids: Vec<u64> = (0..5000).collect();
-    let create = |kind: MilvusIndexKind| {
-        let config = MilvusConfig::new(
+    let config = |kind: MilvusIndexKind| {
+        MilvusConfig::new(
             url.clone(),
             format!("concurrency_{}_{}", std::process::id(), kind.milvus_name()),
         )
         .with_index(kind)
-        .with_timeout(std::time::Duration::from_secs(60));
+        .with_timeout(std::time::Duration::from_secs(60))
+    };
+    let _cleanup = DropOnExit(vec![
+        config(MilvusIndexKind::Flat),
+        config(MilvusIndexKind::HNSW),
+    ]);
+    let create = |kind: MilvusIndexKind| {
+        let config = config(kind);
         let mut index = MilvusIndex::create(config, DIM, Similarity::Cosine).unwrap();
         index.add(&ids, &items).unwrap();
         index.flush().unwrap();

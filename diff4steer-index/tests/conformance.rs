@@ -462,8 +462,25 @@ mod milvus_adapter {
         url
     }
 
+    /// The collections a test made, dropped when it ends (passed or not).
+    #[derive(Default)]
+    struct Collections(std::sync::Mutex<Vec<MilvusConfig>>);
+
+    impl Drop for Collections {
+        fn drop(&mut self) {
+            let made = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            for config in made.iter() {
+                let _ = MilvusIndex::drop_collection(config);
+            }
+        }
+    }
+
     /// A new collection per call (the conformance body makes several indexes).
-    fn fresh(url: String, kind: MilvusIndexKind) -> impl Fn(usize, Similarity) -> MilvusIndex {
+    fn fresh(
+        url: String,
+        kind: MilvusIndexKind,
+        made: &Collections,
+    ) -> impl Fn(usize, Similarity) -> MilvusIndex + '_ {
         move |dim, sim| {
             let name = format!(
                 "conformance_{}_{}",
@@ -473,6 +490,10 @@ mod milvus_adapter {
             let config = MilvusConfig::new(url.clone(), name)
                 .with_index(kind)
                 .with_timeout(Duration::from_secs(60));
+            made.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(config.clone());
             MilvusIndex::create(config, dim, sim).unwrap()
         }
     }
@@ -480,14 +501,21 @@ mod milvus_adapter {
     #[test]
     fn milvus_flat_conforms() {
         let Some(url) = server() else { return };
-        check_index(&fresh(url, MilvusIndexKind::Flat), None, ALL, Truth::Exact);
+        let made = Collections::default();
+        check_index(
+            &fresh(url, MilvusIndexKind::Flat, &made),
+            None,
+            ALL,
+            Truth::Exact,
+        );
     }
 
     #[test]
     fn milvus_hnsw_conforms() {
         let Some(url) = server() else { return };
+        let made = Collections::default();
         check_index(
-            &fresh(url, MilvusIndexKind::HNSW),
+            &fresh(url, MilvusIndexKind::HNSW, &made),
             None,
             ALL,
             Truth::Recall(0.9),

@@ -6,8 +6,6 @@
 //! `DIFF4STEER_MILVUS_SERVER` names the `milvus-server` launcher for the kill test, which starts
 //! its own server on the default ports (so no other may run then) and skips without it.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -66,11 +64,18 @@ fn bad_settings_are_refused_before_connecting() {
         MilvusIndex::open(bad_name),
         Err(IndexError::InvalidParameter { .. })
     ));
-    let zero = MilvusConfig::new("http://127.0.0.1:9", "ok").with_timeout(Duration::ZERO);
-    assert!(matches!(
-        MilvusIndex::open(zero),
-        Err(IndexError::InvalidParameter { .. })
-    ));
+    let base = MilvusConfig::new("http://127.0.0.1:9", "ok");
+    for bad in [
+        base.clone().with_timeout(Duration::ZERO),
+        base.clone().with_shards(0),
+        base.clone().with_replicas(0),
+        base.clone().with_shards(65),
+    ] {
+        assert!(matches!(
+            MilvusIndex::open(bad),
+            Err(IndexError::InvalidParameter { .. })
+        ));
+    }
     for text in ["hnsw:0:10:10", "ivf:8", "annoy", "hnsw:16:x:64"] {
         assert!(MilvusIndexKind::parse(text).is_err(), "{text}");
     }
@@ -134,37 +139,64 @@ struct OwnServer {
 }
 
 impl OwnServer {
+    /// Starts the launcher on `data` with the proxy on 19530 and waits until it answers there.
+    ///
+    /// The launcher binds its ports without `SO_REUSEADDR` to test them, so it moves the proxy
+    /// elsewhere (or refuses) while any socket still holds 19530 — as the connections of a
+    /// killed server do for a minute or two (FIN_WAIT2, TIME_WAIT). So it is started only once
+    /// no socket uses the port, and started again if it does not answer on 19530.
     fn start(launcher: &str, data: &Path) -> OwnServer {
         use std::os::unix::process::CommandExt;
-        // The launcher's output, for a failed start: beside the data folder.
-        let log = std::fs::File::create(data.with_extension("log")).expect("log file");
-        let child = Command::new(launcher)
-            .arg("--data")
-            .arg(data)
-            .arg("--proxy-port")
-            .arg("19530")
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("starting milvus-server");
-        let server = OwnServer { child };
         let started = Instant::now();
-        while !healthy() {
+        let limit = Duration::from_secs(300);
+        let log_path = data.with_extension("log");
+        loop {
+            while port_in_use(19530) {
+                assert!(started.elapsed() < limit, "port 19530 stayed in use");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            let log = std::fs::File::create(&log_path).expect("log file");
+            let child = Command::new(launcher)
+                .arg("--data")
+                .arg(data)
+                .arg("--proxy-port")
+                .arg("19530")
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .expect("starting milvus-server");
+            let mut server = OwnServer { child };
+            let attempt = Instant::now();
+            while attempt.elapsed() < Duration::from_secs(90) {
+                if answers() {
+                    return server;
+                }
+                if server.child.try_wait().expect("launcher status").is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            server.kill();
             assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "milvus-server did not become healthy in 120 s (its output: {})",
-                data.with_extension("log").display()
+                started.elapsed() < limit,
+                "milvus-server did not answer on 19530 in {limit:?} (its output: {})",
+                log_path.display()
             );
-            std::thread::sleep(Duration::from_millis(500));
+            // A fresh folder for the next try: Milvus does not reopen a killed run's folder.
+            let _ = std::fs::remove_dir_all(data);
+            std::fs::create_dir_all(data).expect("data folder");
         }
-        server
     }
 
     /// SIGKILL to every process of the group (the launcher and the Milvus binary it runs).
     fn kill(&mut self) {
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        // Quiet: the group may be gone already (killed by the test, then dropped).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(std::process::Stdio::null())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -175,24 +207,30 @@ impl Drop for OwnServer {
     }
 }
 
-/// Milvus' health endpoint answers "OK".
-fn healthy() -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(
-        &"127.0.0.1:9091".parse().expect("address"),
-        Duration::from_secs(1),
-    ) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream
-        .write_all(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer.contains("200 OK") && answer.trim_end().ends_with("OK")
+/// Whether any TCP socket (listening, connected or closing) has local port `port`, from
+/// `/proc/net/tcp` and `/proc/net/tcp6` (columns: slot, local address `IP:PORT` in hex, …).
+fn port_in_use(port: u16) -> bool {
+    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_whitespace().nth(1))
+            .filter_map(|local| local.rsplit_once(':'))
+            .any(|(_, hex)| u16::from_str_radix(hex, 16) == Ok(port))
+    })
+}
+
+/// The proxy on 127.0.0.1:19530 answers a request. (Not the HTTP health endpoint: the launcher
+/// moves it off 9091 when that port cannot be bound yet, as right after a killed server.)
+fn answers() -> bool {
+    let probe =
+        MilvusConfig::new("http://127.0.0.1:19530", "probe").with_timeout(Duration::from_secs(2));
+    // Opening a collection that does not exist asks the server and changes nothing.
+    matches!(
+        MilvusIndex::open(probe),
+        Ok(_) | Err(IndexError::CollectionMissing { .. })
+    )
 }
 
 #[test]
@@ -210,8 +248,8 @@ fn a_server_killed_mid_search_is_a_typed_error_and_the_handle_recovers() {
     let queries = random_rows(64, 3);
 
     assert!(
-        !healthy(),
-        "a Milvus server already answers on 127.0.0.1:9091: stop it before this test"
+        !answers(),
+        "a Milvus server already answers on 127.0.0.1:19530: stop it before this test"
     );
     let first_data = tempfile::tempdir().unwrap();
     let mut server = OwnServer::start(&launcher, first_data.path());

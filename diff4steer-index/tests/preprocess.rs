@@ -242,3 +242,65 @@ fn bad_input_is_a_typed_error() {
         assert_eq!(kind.name().parse::<Preprocessing>().unwrap(), kind);
     }
 }
+
+#[test]
+fn the_text_form_gives_back_exactly_the_same_transform() {
+    let dim = 6;
+    let rows = correlated(300, dim, 11);
+    let probe = correlated(20, dim, 12);
+    for kind in [
+        Preprocessing::None,
+        Preprocessing::Centre,
+        Preprocessing::Standardise,
+        Preprocessing::Whiten { epsilon: 0.0 },
+        Preprocessing::WHITEN,
+    ] {
+        let fitted = Preprocessor::fit(kind, &rows, dim).unwrap();
+        let text = fitted.to_text();
+        assert!(text.is_ascii() && !text.contains('\n'), "{text}");
+        let read = Preprocessor::from_text(&text).unwrap();
+        assert_eq!(read, fitted, "{kind}");
+        let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+        assert_eq!(
+            bits(read.apply(&probe).unwrap()),
+            bits(fitted.apply(&probe).unwrap()),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn a_malformed_text_form_is_a_typed_error() {
+    let fitted = Preprocessor::fit(Preprocessing::Standardise, &correlated(50, 3, 13), 3).unwrap();
+    let good = fitted.to_text();
+    let words: Vec<&str> = good.split(' ').collect();
+    let with = |i: usize, word: &str| {
+        let mut w = words.clone();
+        w[i] = word;
+        w.join(" ")
+    };
+    let short_mean = &words[3][..16];
+    let nan = format!("{}{:08x}", &words[3][..16], f32::NAN.to_bits());
+    for text in [
+        String::new(),
+        "diff4steer-preprocessor-v1 none 3".to_owned(),
+        with(0, "other-tag"),
+        with(1, "rotate"),
+        with(1, "whiten:abc"),
+        with(2, "0"),
+        with(2, "4"),
+        with(3, short_mean),
+        with(3, &nan),
+        with(3, "zzzzzzzzzzzzzzzzzzzzzzzz"),
+        with(4, "-"),
+        with(1, "centre"),
+    ] {
+        assert!(
+            matches!(
+                Preprocessor::from_text(&text),
+                Err(IndexError::InvalidParameter { .. })
+            ),
+            "{text}"
+        );
+    }
+}

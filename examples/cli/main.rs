@@ -6,6 +6,8 @@
 //! diff4steer sample   --model DIR --query Q.npy --seeds K --out SEEDS.npy [--steps S] [--sampler euler|heun|edm|sde|dpmpp2m] [--guidance W] [--steer E.npy --steer-scale G] [--negative N.npy] [--seed S]
 //! diff4steer retrieve --catalog ITEMS.npy --seeds SEEDS.npy --seeds-per-query K --k N --out RUN.tsv [--index flat|hnsw|faiss] [--fusion max|mean|rrf|round-robin|mmr] [--similarity cosine|dot|l2]
 //! diff4steer query    --model DIR --catalog ITEMS.npy --query Q.npy --k N --out RUN.tsv [--seeds K] [sample's and retrieve's options]
+//! diff4steer index    --catalog ITEMS.npy --milvus URL --collection NAME [--milvus-index hnsw|flat|ivf:NLIST:NPROBE] [--shards N] [--replicas N] [--similarity] [--preprocess]   # --features milvus
+//! diff4steer retrieve --index milvus --milvus URL --collection NAME --seeds SEEDS.npy ...   (query likewise: no --catalog needed)
 //! diff4steer eval     --run RUN.tsv --qrels QRELS.tsv --metrics ndcg@10,recall@50,... [--out REPORT.json]
 //! diff4steer synthetic --out DIR [--seed S]     # example data: the synthetic music world
 //! ```
@@ -20,6 +22,7 @@
 
 mod benchmark;
 mod eval_cmd;
+mod index;
 mod options;
 mod query;
 mod retrieve;
@@ -50,6 +53,8 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Retrieve catalogue items for each query's seeds and fuse them into one TREC run.
     Retrieve(retrieve::RetrieveArgs),
+    /// Load a catalogue once into a Milvus collection (needs --features milvus).
+    Index(index::IndexArgs),
     /// The whole path in one call: queries → seeds → search → fusion → TREC run.
     Query(query::QueryArgs),
     /// Evaluate a TREC run against qrels.
@@ -94,6 +99,7 @@ fn main() -> ExitCode {
         Command::TrainRegression(args) => train::train_regression_command(&args),
         Command::Sample(args) => sample::sample_command(&args),
         Command::Retrieve(args) => retrieve::retrieve_command(&args),
+        Command::Index(args) => index::index_command(&args),
         Command::Query(args) => query::query_command(&args),
         Command::Eval(args) => eval_cmd::eval_command(&args),
         Command::Benchmark(args) => benchmark::benchmark_command(&args),

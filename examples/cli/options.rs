@@ -83,20 +83,31 @@ impl SamplingArgs {
 /// How the catalogue is searched and the fused lists re-ranked.
 #[derive(clap::Args, Debug)]
 pub struct SearchArgs {
-    /// Index: flat (exact), hnsw, or faiss (an HNSW32 through faiss; needs --features faiss).
+    /// Index: flat (exact), hnsw, faiss (an HNSW32 through faiss; needs --features faiss), or
+    /// milvus (the collection --collection at --milvus, loaded by `diff4steer index`, which also
+    /// fixed its similarity and preprocessing; needs --features milvus).
     #[arg(long, default_value = "flat")]
     index: String,
+    /// The Milvus server's URL, for --index milvus (e.g. http://127.0.0.1:19530).
+    #[arg(long)]
+    milvus: Option<String>,
+    /// The Milvus collection, for --index milvus.
+    #[arg(long)]
+    collection: Option<String>,
+    /// Seconds each call to Milvus may take, for --index milvus.
+    #[arg(long, default_value_t = 10.0)]
+    milvus_timeout: f64,
     /// Fusion: max, mean, rrf (or rrf:C), round-robin, or mmr (or mmr:λ).
     #[arg(long, default_value = "rrf")]
     fusion: String,
-    /// Similarity: cosine, dot or l2.
+    /// Similarity: cosine, dot or l2 (--index milvus: the collection's).
     #[arg(long, default_value = "cosine")]
     similarity: String,
     /// Catalogue preprocessing fitted on the catalogue, applied to items and seeds: none,
-    /// centre, standardise or whiten. Standardise by default: raw embeddings share an offset
-    /// that cosine would mostly measure (MusicCaps/VGGish, results/musiccaps: caption
-    /// Recall@10 0.277 raw vs 0.283 standardised for the prior, 0.243 vs 0.257 for regression;
-    /// aspect nDCG@10 0.090 vs 0.106 for regression).
+    /// centre, standardise or whiten (--index milvus: the collection's). Standardise by default:
+    /// raw embeddings share an offset that cosine would mostly measure (MusicCaps/VGGish,
+    /// results/musiccaps: caption Recall@10 0.277 raw vs 0.283 standardised for the prior, 0.243
+    /// vs 0.257 for regression; aspect nDCG@10 0.090 vs 0.106 for regression).
     #[arg(long, default_value = "standardise")]
     preprocess: String,
     /// Re-rank each fused list with the prior's implicit classifier, s(x, q) = the EDM-weighted
@@ -124,8 +135,35 @@ impl SearchArgs {
             .transpose()
     }
 
-    /// The search stage over `items` (`dim` wide, catalogue units).
-    pub fn search_stage(&self, items: Vec<f32>, dim: usize) -> Result<SeedSearch> {
+    /// Where the catalogue is, for messages: the file, or the Milvus collection.
+    pub fn catalogue_name(&self, catalog: Option<&Path>) -> String {
+        match (self.index.as_str(), &self.milvus, &self.collection) {
+            ("milvus", Some(url), Some(collection)) => {
+                format!("the collection {collection} at {url}")
+            }
+            _ => catalog.map_or_else(
+                || "the catalogue".into(),
+                |p| format!("the catalogue {}", p.display()),
+            ),
+        }
+    }
+
+    /// The search stage: over the catalogue file `catalog` (`[items, dim]` float32, id = row),
+    /// or, for `--index milvus`, over the collection (then `catalog`, when given, only gives the
+    /// re-ranker the items' own vectors).
+    pub fn search_stage(&self, catalog: Option<&Path>) -> Result<SeedSearch> {
+        let items = catalog
+            .map(|path| read_rows(path, "the catalogue"))
+            .transpose()?;
+        if self.index == "milvus" {
+            return self.milvus_stage(items.map(|(rows, _)| rows));
+        }
+        if self.milvus.is_some() || self.collection.is_some() {
+            bail!("--milvus and --collection go with --index milvus");
+        }
+        let Some((items, dim)) = items else {
+            bail!("--catalog is needed for --index {}", self.index);
+        };
         let fusion: Fusion = self.fusion.parse()?;
         let settings = SearchSettings {
             index: IndexChoice::Flat,
@@ -156,12 +194,44 @@ impl SearchArgs {
             }
             #[cfg(not(feature = "faiss"))]
             "faiss" => bail!("--index faiss needs the program built with --features faiss"),
-            other => bail!("unknown index `{other}`: expected flat, hnsw or faiss"),
+            other => bail!("unknown index `{other}`: expected flat, hnsw, faiss or milvus"),
         })
+    }
+
+    /// `--index milvus`: the collection, its stored preprocessor, and the items' own vectors when
+    /// the catalogue file was given too.
+    #[cfg(feature = "milvus")]
+    fn milvus_stage(&self, items: Option<Vec<f32>>) -> Result<SeedSearch> {
+        use diff4steer_index::MilvusIndex;
+        let (Some(url), Some(collection)) = (&self.milvus, &self.collection) else {
+            bail!("--index milvus needs --milvus URL and --collection NAME");
+        };
+        let opened = milvus_config(url, collection, self.milvus_timeout)
+            .and_then(|config| Ok(MilvusIndex::open(config)?))
+            .and_then(|index| Ok((index.preprocessor()?, index)))
+            .with_context(|| format!("{url}, collection {collection}"))?;
+        let (preprocessor, index) = opened;
+        let search = SeedSearch::prebuilt(Box::new(index), preprocessor, self.fusion.parse()?)?;
+        Ok(match items {
+            Some(items) => search.with_catalogue_vectors(items)?,
+            None => search,
+        })
+    }
+
+    /// `--index milvus` without the `milvus` feature: a clear refusal.
+    #[cfg(not(feature = "milvus"))]
+    fn milvus_stage(&self, _items: Option<Vec<f32>>) -> Result<SeedSearch> {
+        bail!("--index milvus needs the program built with --features milvus")
     }
 
     /// A one-line description for the summary.
     pub fn describe(&self) -> String {
+        if self.index == "milvus" {
+            return format!(
+                "milvus index (the collection's similarity and preprocessing), {} fusion",
+                self.fusion
+            );
+        }
         format!(
             "{} index, {} fusion, {}, {}",
             self.index, self.fusion, self.similarity, self.preprocess
@@ -191,6 +261,22 @@ fn parse_rerank(spec: &str) -> Result<(usize, usize)> {
         bail!("--rerank `{spec}`: expected implicit:N or implicit:N:D");
     }
     Ok((top, draws))
+}
+
+/// The settings of a Milvus connection, with a per-call timeout in seconds.
+#[cfg(feature = "milvus")]
+pub fn milvus_config(
+    url: &str,
+    collection: &str,
+    timeout: f64,
+) -> Result<diff4steer_index::MilvusConfig> {
+    let Some(timeout) = std::time::Duration::try_from_secs_f64(timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+    else {
+        bail!("the Milvus timeout must be a positive number of seconds, got {timeout}");
+    };
+    Ok(diff4steer_index::MilvusConfig::new(url, collection).with_timeout(timeout))
 }
 
 /// A whole .npy matrix as row-major values and its width.

@@ -15,9 +15,10 @@ pub struct QueryArgs {
     /// Checkpoint folder written by `train` (a prior) or `train-regression`.
     #[arg(long)]
     model: PathBuf,
-    /// Catalogue, [items, dim] float32; document id = row.
+    /// Catalogue, [items, dim] float32; document id = row. Not needed with --index milvus (the
+    /// server holds the items) unless re-ranking, which scores the items' own vectors.
     #[arg(long)]
-    catalog: PathBuf,
+    catalog: Option<PathBuf>,
     /// Query embeddings, [n, query_dim] float32.
     #[arg(long)]
     query: PathBuf,
@@ -45,7 +46,13 @@ pub fn query_command(args: &QueryArgs) -> Result<()> {
         bail!("--seeds must be at least 1");
     }
     let (queries, query_dim) = read_rows(&args.query, "queries")?;
-    let (catalog, dim) = read_rows(&args.catalog, "the catalogue")?;
+    let catalog = args.catalog.as_deref();
+    let rerank = args.search.rerank()?;
+    if rerank.is_some() && catalog.is_none() {
+        bail!("--rerank needs --catalog (it scores the items' own vectors)");
+    }
+    let search = args.search.search_stage(catalog)?;
+    let dim = search.dim();
     let source = load_source(&args.model).with_context(|| format!("{}", args.model.display()))?;
     if query_dim != source.query_dim() {
         bail!(
@@ -57,21 +64,21 @@ pub fn query_command(args: &QueryArgs) -> Result<()> {
     }
     if dim != source.target_dim() {
         bail!(
-            "{}: the catalogue is {dim}-d, the model in {} samples {}-d seeds",
-            args.catalog.display(),
+            "{} is {dim}-d, the model in {} samples {}-d seeds",
+            args.search.catalogue_name(catalog),
             args.model.display(),
             source.target_dim()
         );
     }
     let n = queries.len() / query_dim;
     let mut request = args.sampling.request(args.seeds, n, query_dim, dim)?;
-    if let Some(rerank) = args.search.rerank()? {
+    if let Some(rerank) = rerank {
         request = request.rerank(rerank);
     }
-    let items = catalog.len() / dim;
+    let items = search.len();
     let retriever = GenerativeRetriever::builder(source)
         .sampler(args.sampling.sampler()?)
-        .search_stage(args.search.search_stage(catalog, dim)?)
+        .search_stage(search)
         .defaults(request)
         .build()?;
     let lists = retriever

@@ -13,9 +13,10 @@ use crate::options::{read_rows, run_of, SearchArgs};
 /// `retrieve` options.
 #[derive(clap::Args, Debug)]
 pub struct RetrieveArgs {
-    /// Catalogue, [items, dim] float32; document id = row.
+    /// Catalogue, [items, dim] float32; document id = row. Not needed with --index milvus (the
+    /// server holds the items) unless re-ranking, which scores the items' own vectors.
     #[arg(long)]
-    catalog: PathBuf,
+    catalog: Option<PathBuf>,
     /// Seeds, [queries·K, dim] float32, query-major (as `sample` writes them).
     #[arg(long)]
     seeds: PathBuf,
@@ -50,13 +51,18 @@ pub fn retrieve_command(args: &RetrieveArgs) -> Result<()> {
     if args.seeds_per_query == 0 {
         bail!("--seeds-per-query must be at least 1");
     }
-    let (catalog, dim) = read_rows(&args.catalog, "the catalogue")?;
+    if rerank.is_some() && args.catalog.is_none() {
+        bail!("--rerank needs --catalog (it scores the items' own vectors)");
+    }
+    let catalog = args.catalog.as_deref();
+    let search: SeedSearch = args.search.search_stage(catalog)?;
+    let dim = search.dim();
     let (seeds, seed_dim) = read_rows(&args.seeds, "seeds")?;
     if seed_dim != dim {
         bail!(
-            "{}: seeds are {seed_dim}-d, the catalogue {} is {dim}-d",
+            "{}: seeds are {seed_dim}-d, {} is {dim}-d",
             args.seeds.display(),
-            args.catalog.display()
+            args.search.catalogue_name(catalog)
         );
     }
     let seed_rows = seeds.len() / dim;
@@ -67,8 +73,7 @@ pub fn retrieve_command(args: &RetrieveArgs) -> Result<()> {
             args.seeds_per_query
         );
     }
-    let items = catalog.len() / dim;
-    let search: SeedSearch = args.search.search_stage(catalog, dim)?;
+    let items = search.len();
     // Each seed's list and the fused list reach the re-ranked depth N when it is deeper than k.
     let depth = args.k.max(rerank.map_or(0, |r| r.top));
     let fused = search.search(&seeds, args.seeds_per_query, depth)?;

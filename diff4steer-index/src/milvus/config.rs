@@ -128,6 +128,13 @@ pub struct MilvusConfig {
     pub index: MilvusIndexKind,
     /// Rows per insert request.
     pub insert_batch: usize,
+    /// Shards of a new collection (its insert channels, spread over a cluster's data nodes); 1 by
+    /// default, which is what a standalone server needs.
+    pub shards: usize,
+    /// In-memory replicas the collection is loaded with (each on its own query nodes, for query
+    /// throughput and availability); 1 by default, the most a standalone server holds. Opening a
+    /// collection loaded with another number is refused by the server.
+    pub replicas: usize,
 }
 
 impl MilvusConfig {
@@ -140,6 +147,8 @@ impl MilvusConfig {
             timeout: Duration::from_secs(5),
             index: MilvusIndexKind::HNSW,
             insert_batch: 5_000,
+            shards: 1,
+            replicas: 1,
         }
     }
 
@@ -152,6 +161,18 @@ impl MilvusConfig {
     /// The same with another timeout per call.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self
+    }
+
+    /// With `shards` shards for a new collection (see [`MilvusConfig::shards`]).
+    pub fn with_shards(mut self, shards: usize) -> Self {
+        self.shards = shards;
+        self
+    }
+
+    /// Loaded with `replicas` in-memory replicas (see [`MilvusConfig::replicas`]).
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
         self
     }
 
@@ -180,6 +201,14 @@ impl MilvusConfig {
                 name: "timeout",
                 reason: "must be positive".into(),
             });
+        }
+        for (name, value) in [("shards", self.shards), ("replicas", self.replicas)] {
+            if !(1..=64).contains(&value) {
+                return Err(IndexError::InvalidParameter {
+                    name,
+                    reason: format!("{value}: Milvus takes 1 to 64"),
+                });
+            }
         }
         if self.insert_batch == 0 {
             return Err(IndexError::InvalidParameter {

@@ -14,17 +14,20 @@
 //! go in **one** search request. Reads use strong consistency, so a search sees every row added
 //! before it.
 
+mod catalogue;
 mod config;
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::time::Duration;
 
 use milvus::v2::prelude::{
     ClientV2, CollectionSchema, ConnectConfig, ConsistencyLevel, CreateCollectionRequest,
     CreateIndexRequest, DataType, DescribeCollectionRequest, DescribeIndexRequest,
     DropCollectionRequest, Error as MilvusError, FieldData, FieldSchema, FlushRequest,
-    HasCollectionRequest, Ids, IndexParam, IndexType, InsertRequest, LoadCollectionRequest,
-    MetricType, QueryRequest, RetryConfig, SearchRequest, SearchVectors,
+    GetLoadStateRequest, HasCollectionRequest, Ids, IndexParam, IndexType, InsertRequest,
+    LoadCollectionRequest, LoadState, MetricType, QueryRequest, ReleaseCollectionRequest,
+    RetryConfig, SearchRequest, SearchVectors,
 };
 
 pub use config::{MilvusConfig, MilvusIndexKind};
@@ -51,6 +54,9 @@ pub struct MilvusIndex {
     id_field: String,
     vector_field: String,
     rows: usize,
+    /// The collection's description (where [`MilvusIndex::load_catalogue`] keeps the
+    /// catalogue's preprocessor).
+    description: String,
     /// Vectors looked up by [`VectorIndex::vector`], kept so the trait can lend them.
     cache: elsa::sync::FrozenMap<u64, Box<[f32]>>,
 }
@@ -80,6 +86,7 @@ impl MilvusIndex {
             id_field: String::new(),
             vector_field: String::new(),
             rows: 0,
+            description: String::new(),
             cache: elsa::sync::FrozenMap::new(),
         })
     }
@@ -93,6 +100,16 @@ impl MilvusIndex {
     /// server's message when it refuses; [`IndexError::InvalidParameter`] for a bad name, dim 0
     /// or a zero timeout.
     pub fn create(config: MilvusConfig, dim: usize, similarity: Similarity) -> Result<Self> {
+        Self::create_described(config, dim, similarity, String::new())
+    }
+
+    /// [`MilvusIndex::create`] with the collection's description set to `description`.
+    fn create_described(
+        config: MilvusConfig,
+        dim: usize,
+        similarity: Similarity,
+        description: String,
+    ) -> Result<Self> {
         config.check()?;
         if dim == 0 || dim > 32_768 {
             return Err(IndexError::InvalidParameter {
@@ -105,6 +122,7 @@ impl MilvusIndex {
             similarity,
             id_field: ID_FIELD.into(),
             vector_field: VECTOR_FIELD.into(),
+            description,
             ..Self::connected(config)?
         };
         if index.exists()? {
@@ -114,6 +132,7 @@ impl MilvusIndex {
         }
         let name = index.config.collection.clone();
         let schema = CollectionSchema::new()
+            .description(index.description.clone())
             .add_field(
                 FieldSchema::new()
                     .name(ID_FIELD)
@@ -129,6 +148,7 @@ impl MilvusIndex {
         let request = CreateCollectionRequest::builder()
             .collection_name(&name)
             .schema(schema)
+            .num_shards(index.config.shards as i32)
             .consistency_level(ConsistencyLevel::Strong)
             .build()
             .map_err(|e| index.error("create collection", e))?;
@@ -157,9 +177,10 @@ impl MilvusIndex {
         Ok(index)
     }
 
-    /// Opens the existing collection `config.collection`: its width, metric (from the index on
-    /// its vector field) and row count are read from the server; searches use
-    /// `config.index`'s search parameters.
+    /// Opens the existing collection `config.collection`: its width, metric and index type (from
+    /// the index on its vector field) and row count are read from the server; searches use
+    /// `config.index`'s search parameters when it is of the collection's index type, else that
+    /// type's defaults ([`MilvusIndexKind::HNSW`]'s ef 128; IVF nprobe 16).
     ///
     /// # Errors
     /// [`IndexError::CollectionMissing`] when there is no such collection;
@@ -182,6 +203,7 @@ impl MilvusIndex {
             c.describe_collection(request).await
         })?;
         let schema = described.description().get_schema();
+        index.description = schema.get_description().to_owned();
         let mismatch = |reason: String| IndexError::CollectionMismatch {
             collection: name.clone(),
             reason,
@@ -223,7 +245,26 @@ impl MilvusIndex {
             MetricType::L2 => Similarity::NegativeL2,
             other => return Err(mismatch(format!("metric {other:?} has no similarity here"))),
         };
-        index.load()?;
+        // Search parameters must be those of the collection's index type.
+        index.config.index = match (described.get_index_type(), index.config.index) {
+            (IndexType::Flat, _) => MilvusIndexKind::Flat,
+            (IndexType::Hnsw, kind @ MilvusIndexKind::Hnsw { .. }) => kind,
+            (IndexType::Hnsw, _) => MilvusIndexKind::HNSW,
+            (IndexType::IvfFlat, kind @ MilvusIndexKind::IvfFlat { .. }) => kind,
+            (IndexType::IvfFlat, _) => MilvusIndexKind::IvfFlat {
+                nlist: 1_024,
+                nprobe: 16,
+            },
+            (other, _) => {
+                return Err(mismatch(format!(
+                    "index type {other:?} is not supported here"
+                )))
+            }
+        };
+        // A collection loaded already (perhaps with several replicas on a cluster) stays as it is.
+        if !index.loaded()? {
+            index.load()?;
+        }
         index.rows = index.count()?;
         Ok(index)
     }
@@ -268,13 +309,16 @@ impl MilvusIndex {
     }
 
     /// Waits until Milvus has built the index over every sealed row (polling its index
-    /// description every 200 ms), at most `limit`. Call it after [`MilvusIndex::flush`] when the
-    /// next searches should go through the index rather than brute force.
+    /// description every 200 ms), then releases and loads the collection again so that the query
+    /// nodes serve the sealed segments through their index (until then they serve the rows as
+    /// flushed, by brute force or an interim index); each wait at most `limit`. Call it after
+    /// [`MilvusIndex::flush`] when the next searches should go through the index. Searches from
+    /// other handles fail while the collection is released.
     ///
     /// # Errors
-    /// [`IndexError::Timeout`] when the index is not complete within `limit`; the connection
-    /// errors of [`MilvusIndex::create`].
-    pub fn wait_indexed(&self, limit: std::time::Duration) -> Result<()> {
+    /// [`IndexError::Timeout`] when the index is not complete or the collection not loaded
+    /// within `limit`; the connection errors of [`MilvusIndex::create`].
+    pub fn wait_indexed(&self, limit: Duration) -> Result<()> {
         let started = std::time::Instant::now();
         loop {
             let request = DescribeIndexRequest::builder()
@@ -290,7 +334,7 @@ impl MilvusIndex {
                 .iter()
                 .all(|i| i.get_pending_rows() == 0 && i.get_indexed_rows() >= i.get_total_rows());
             if done {
-                return Ok(());
+                return self.reload(limit);
             }
             if started.elapsed() >= limit {
                 return Err(IndexError::Timeout {
@@ -299,7 +343,7 @@ impl MilvusIndex {
                     seconds: limit.as_secs_f64(),
                 });
             }
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
@@ -412,15 +456,48 @@ impl MilvusIndex {
             .exists())
     }
 
-    fn load(&self) -> Result<()> {
-        let request = LoadCollectionRequest::builder()
+    fn loaded(&self) -> Result<bool> {
+        let request = GetLoadStateRequest::builder()
             .collection_name(&self.config.collection)
             .build()
+            .map_err(|e| self.error("get load state", e))?;
+        let state = self.call("get load state", |c| async move {
+            c.get_load_state(request).await
+        })?;
+        Ok(state.state() == LoadState::Loaded)
+    }
+
+    /// Loads the collection with [`MilvusConfig::replicas`] replicas.
+    fn load(&self) -> Result<()> {
+        self.load_within(self.config.timeout)
+    }
+
+    /// Loads the collection and waits until it is loaded, at most `limit`.
+    fn load_within(&self, limit: Duration) -> Result<()> {
+        let request = LoadCollectionRequest::builder()
+            .collection_name(&self.config.collection)
+            .replica_number(self.config.replicas as i32)
+            .timeout_ms(limit.as_millis().min(i64::MAX as u128) as i64)
+            .build()
             .map_err(|e| self.error("load collection", e))?;
-        self.call("load collection", |c| async move {
+        self.call_within("load collection", limit, |c| async move {
             c.load_collection(request).await
         })?;
         Ok(())
+    }
+
+    /// Releases and loads the collection again (at most `limit`), so that the query nodes serve
+    /// every sealed segment through its built index: rows flushed while the collection was
+    /// loaded are served from their unindexed (growing) copies until then.
+    fn reload(&self, limit: Duration) -> Result<()> {
+        let request = ReleaseCollectionRequest::builder()
+            .collection_name(&self.config.collection)
+            .build()
+            .map_err(|e| self.error("release collection", e))?;
+        self.call("release collection", |c| async move {
+            c.release_collection(request).await
+        })?;
+        self.load_within(limit)
     }
 
     fn count(&self) -> Result<usize> {
@@ -495,8 +572,16 @@ impl MilvusIndex {
         F: FnOnce(ClientV2) -> Fut,
         Fut: Future<Output = std::result::Result<T, MilvusError>>,
     {
+        self.call_within(operation, self.config.timeout, make)
+    }
+
+    /// Runs one client call to completion within `limit`.
+    fn call_within<T, F, Fut>(&self, operation: &'static str, limit: Duration, make: F) -> Result<T>
+    where
+        F: FnOnce(ClientV2) -> Fut,
+        Fut: Future<Output = std::result::Result<T, MilvusError>>,
+    {
         let future = make(self.client.clone());
-        let limit = self.config.timeout;
         match self
             .runtime
             .block_on(async move { tokio::time::timeout(limit, future).await })
@@ -506,7 +591,7 @@ impl MilvusIndex {
             Err(_) => Err(IndexError::Timeout {
                 operation,
                 url: self.config.url.clone(),
-                seconds: self.config.timeout.as_secs_f64(),
+                seconds: limit.as_secs_f64(),
             }),
         }
     }
