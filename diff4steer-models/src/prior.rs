@@ -7,7 +7,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{activation::silu, backend::Backend, Distribution, Tensor};
 use diff4steer_core::{check_denoiser_inputs, Conditioning, Denoiser, TargetScaling};
 
-use crate::backend::backend_rng_lock;
+use crate::backend::{backend_rng_lock, materialise};
 use crate::network::{fourier_features, ResMlp, ResMlpConfig};
 use crate::precond::EdmPreconditioning;
 use crate::{ModelError, Result};
@@ -116,7 +116,7 @@ impl DiffusionPriorConfig {
     ) -> Result<DiffusionPrior<B>> {
         self.validate()?;
         let net = &self.network;
-        Ok(DiffusionPrior {
+        Ok(materialise(DiffusionPrior {
             backbone: net.init(self.target_dim, self.target_dim, device),
             noise_in: LinearConfig::new(2 * net.fourier_features, net.embedding_dim).init(device),
             noise_out: LinearConfig::new(net.embedding_dim, net.embedding_dim).init(device),
@@ -136,7 +136,7 @@ impl DiffusionPriorConfig {
             fourier_features: net.fourier_features,
             target_dim: self.target_dim,
             query_dim: self.query_dim,
-        })
+        }))
     }
 }
 

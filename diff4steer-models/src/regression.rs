@@ -8,7 +8,7 @@ use diff4steer_core::tensor_util::row_norm;
 use diff4steer_core::TargetScaling;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::backend_rng_lock;
+use crate::backend::{backend_rng_lock, materialise};
 use crate::network::{ResMlp, ResMlpConfig};
 use crate::prior::target_scaling_of;
 use crate::{ModelError, Result};
@@ -97,7 +97,7 @@ impl RegressionConfig {
         device: &B::Device,
     ) -> Result<RegressionModel<B>> {
         self.validate()?;
-        Ok(RegressionModel {
+        Ok(materialise(RegressionModel {
             backbone: self.network.init(self.query_dim, self.target_dim, device),
             query_projection: LinearConfig::new(self.query_dim, self.network.embedding_dim)
                 .init(device),
@@ -105,7 +105,7 @@ impl RegressionConfig {
             target_scaling: self.target_scaling()?,
             target_dim: self.target_dim,
             query_dim: self.query_dim,
-        })
+        }))
     }
 }
 

@@ -86,3 +86,66 @@ fn a_shared_regression_model_predicts_as_it_does_alone() {
         .unwrap();
     assert_shared_samples_as_alone(&model, "regression");
 }
+
+/// A training run gives the same losses while other threads build models meanwhile: burn's
+/// parameters draw their weights lazily from the backend's one process-wide RNG, so a model built
+/// elsewhere must draw them while it holds the crate's RNG lock, not at first use, or its draws
+/// shift the training run's seeded stream (seen as a flaky loss-curve test before the fix).
+#[test]
+fn training_is_unaffected_by_models_built_in_other_threads() {
+    use diff4steer_models::backend::CpuAutodiff as AB;
+    use diff4steer_models::training::{train_prior, PairData, TrainingConfig};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut noise = diff4steer_core::SeededNoise::new(3);
+    let data =
+        PairData::from_vecs(noise.normal_host(64, 6), 6, noise.normal_host(64, 5), 5).unwrap();
+    let config = DiffusionPriorConfig::new(5, 6).with_network(
+        ResMlpConfig::new()
+            .with_width(16)
+            .with_depth(1)
+            .with_embedding_dim(8)
+            .with_fourier_features(4),
+    );
+    let recipe = TrainingConfig::new()
+        .with_steps(8)
+        .with_batch_size(16)
+        .with_warmup_steps(2)
+        .with_seed(5)
+        .with_progress(false);
+    let losses = || -> Vec<u64> {
+        let (_, _, report) =
+            train_prior::<AB>(&config, &recipe, &data, None, None, &Default::default()).unwrap();
+        report
+            .history
+            .iter()
+            .map(|p| p.train_loss.to_bits())
+            .collect()
+    };
+    let alone = losses();
+    let done = AtomicBool::new(false);
+    let busy = std::thread::scope(|scope| {
+        let builder = scope.spawn(|| {
+            let mut built = 0usize;
+            while !done.load(Ordering::Relaxed) || built == 0 {
+                let model = config.init::<B>(&Default::default()).unwrap();
+                // First use of every weight, outside any lock.
+                let sampler = Sampler::new(SamplerKind::Heun, karras(2, 0.1, 10.0, 7.0).unwrap());
+                let _ = PriorSeeds::new(model, sampler.unwrap())
+                    .seeds(queries(), 1, 0)
+                    .unwrap();
+                built += 1;
+            }
+            built
+        });
+        let runs: Vec<Vec<u64>> = (0..3).map(|_| losses()).collect();
+        done.store(true, Ordering::Relaxed);
+        assert!(builder.join().unwrap() > 0);
+        runs
+    });
+    for run in busy {
+        assert_eq!(
+            run, alone,
+            "losses changed while another thread built models"
+        );
+    }
+}
