@@ -62,7 +62,7 @@ pub use hit::Hit;
 #[cfg(feature = "hnsw")]
 pub use hnsw::{HnswConfig, HnswIndex};
 #[cfg(feature = "milvus")]
-pub use milvus::{MilvusConfig, MilvusIndex, MilvusIndexKind};
+pub use milvus::{MilvusConfig, MilvusIndex, MilvusIndexKind, MilvusReads};
 pub use preprocess::{Preprocessing, Preprocessor};
 pub use similarity::Similarity;
 pub use vector_index::VectorIndex;

@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use diff4steer_index::{
-    FlatIndex, IndexError, MilvusConfig, MilvusIndex, MilvusIndexKind, Preprocessing, Preprocessor,
-    Similarity, VectorIndex,
+    FlatIndex, IndexError, MilvusConfig, MilvusIndex, MilvusIndexKind, MilvusReads, Preprocessing,
+    Preprocessor, Similarity, VectorIndex,
 };
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -119,4 +119,46 @@ fn a_failed_load_leaves_no_collection() {
         MilvusIndex::open(config),
         Err(IndexError::CollectionMissing { .. })
     ));
+}
+
+/// Rows inserted a moment ago (not yet consumed by the query node: a bounded-staleness search
+/// right after an insert misses them, as the conformance run showed) are seen by the handle that
+/// wrote them, which reads strongly after its own writes, and by any handle opened later.
+#[test]
+fn the_writer_sees_its_own_rows_at_once_and_later_handles_see_them_too() {
+    let Some(url) = server() else { return };
+    let name = format!("reads_{}", std::process::id());
+    let config = MilvusConfig::new(url, name)
+        .with_index(MilvusIndexKind::Flat)
+        .with_timeout(Duration::from_secs(60));
+    let _cleanup = DropOnExit(config.clone());
+    let dim = 8;
+    let items = rows(50, dim, 3);
+    let mut writer = MilvusIndex::create(config.clone(), dim, Similarity::Cosine).unwrap();
+    let nearest = |index: &MilvusIndex, row: usize| {
+        let hits = index.search(&items[row * dim..(row + 1) * dim], 1).unwrap();
+        hits[0].first().map(|hit| hit.id)
+    };
+    for (from, to) in [(0, 25), (25, 50)] {
+        writer
+            .add(
+                &(from..to).collect::<Vec<u64>>(),
+                &items[from as usize * dim..to as usize * dim],
+            )
+            .unwrap();
+        let newest = to as usize - 1;
+        assert_eq!(
+            nearest(&writer, newest),
+            Some(newest as u64),
+            "the writer reads its own rows"
+        );
+    }
+    for reads in [
+        MilvusReads::Automatic,
+        MilvusReads::Bounded,
+        MilvusReads::Strong,
+    ] {
+        let reader = MilvusIndex::open(config.clone().with_reads(reads)).unwrap();
+        assert_eq!(nearest(&reader, 49), Some(49), "{reads:?}");
+    }
 }

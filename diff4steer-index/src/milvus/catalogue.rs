@@ -16,7 +16,9 @@ impl MilvusIndex {
     /// creates the collection with the fitted preprocessor in its description, inserts the
     /// preprocessed rows (batches of [`MilvusConfig::insert_batch`]), flushes and waits for the
     /// index build ([`MilvusIndex::wait_indexed`], at most `build_limit`), after which searches
-    /// go through the built index. When a step after the creation fails, the half-loaded
+    /// go through the built index and every row is in a sealed, loaded segment (seen by handles
+    /// opened afterwards, whatever their [`crate::MilvusReads`]). When a step after the creation fails,
+    /// the half-loaded
     /// collection is dropped (best effort) before the error is returned.
     ///
     /// # Errors

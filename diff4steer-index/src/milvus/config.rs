@@ -114,6 +114,33 @@ impl MilvusIndexKind {
     }
 }
 
+/// What a search waits for before it reads: Milvus' consistency levels, as the adapter uses them.
+///
+/// Milvus stamps every write with a timestamp; a query node applies writes as it consumes its
+/// insert channels and advances its "safe" timestamp once per time tick (200 ms by default). A
+/// *strong* search waits until that safe timestamp passes the search's own, so it sees every
+/// earlier write but costs up to one tick; a *bounded* search waits only for the state of a few
+/// seconds ago (the server's `common.gracefulTime`, 5 s by default), which is already safe, so it
+/// does not wait, and may miss rows written in the last moments (until they are consumed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MilvusReads {
+    /// Strong while this handle's own last write is recent ([`MilvusReads::RECENT`]), bounded
+    /// otherwise: a handle that adds rows and searches sees them (read-your-writes, as the local
+    /// indexes), and a handle that serves a loaded catalogue does not pay the tick.
+    #[default]
+    Automatic,
+    /// Every search sees every write made before it, by anyone (up to one time tick of latency).
+    Strong,
+    /// No search waits; rows written in the last few seconds may be missing from results.
+    Bounded,
+}
+
+impl MilvusReads {
+    /// How long after a write [`MilvusReads::Automatic`] keeps reading strongly: twice Milvus'
+    /// default staleness bound, after which a bounded search is sure to see the write.
+    pub const RECENT: std::time::Duration = std::time::Duration::from_secs(10);
+}
+
 /// Where the collection lives and how to talk to it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MilvusConfig {
@@ -135,6 +162,8 @@ pub struct MilvusConfig {
     /// throughput and availability); 1 by default, the most a standalone server holds. Opening a
     /// collection loaded with another number is refused by the server.
     pub replicas: usize,
+    /// What searches wait for ([`MilvusReads::Automatic`] by default).
+    pub reads: MilvusReads,
 }
 
 impl MilvusConfig {
@@ -149,6 +178,7 @@ impl MilvusConfig {
             insert_batch: 5_000,
             shards: 1,
             replicas: 1,
+            reads: MilvusReads::Automatic,
         }
     }
 
@@ -173,6 +203,12 @@ impl MilvusConfig {
     /// Loaded with `replicas` in-memory replicas (see [`MilvusConfig::replicas`]).
     pub fn with_replicas(mut self, replicas: usize) -> Self {
         self.replicas = replicas;
+        self
+    }
+
+    /// Searches that wait as `reads` says (see [`MilvusReads`]).
+    pub fn with_reads(mut self, reads: MilvusReads) -> Self {
+        self.reads = reads;
         self
     }
 

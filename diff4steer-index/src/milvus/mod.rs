@@ -11,15 +11,17 @@
 //! (FloatVector of the catalogue's width), with one index on `vector` ([`MilvusIndexKind`]) under
 //! the metric matching the [`Similarity`] (IP, COSINE, L2). Scores are converted to "higher is more
 //! similar" (L2: minus Milvus' squared distance), as every index here. All seeds of a query batch
-//! go in **one** search request. Reads use strong consistency, so a search sees every row added
-//! before it.
+//! go in **one** search request. Searches wait as [`MilvusReads`] says: by default strongly (every
+//! row added before them is seen) while this handle's own inserts are recent, and with bounded
+//! staleness (no wait for the server's time tick) when it serves rows loaded earlier. Counting,
+//! id checks and lookups always read strongly.
 
 mod catalogue;
 mod config;
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use milvus::v2::prelude::{
     ClientV2, CollectionSchema, ConnectConfig, ConsistencyLevel, CreateCollectionRequest,
@@ -30,7 +32,7 @@ use milvus::v2::prelude::{
     RetryConfig, SearchRequest, SearchVectors,
 };
 
-pub use config::{MilvusConfig, MilvusIndexKind};
+pub use config::{MilvusConfig, MilvusIndexKind, MilvusReads};
 
 use crate::flat::normalise_rows;
 use crate::vector_index::{check_k, check_rows};
@@ -59,6 +61,8 @@ pub struct MilvusIndex {
     description: String,
     /// Vectors looked up by [`VectorIndex::vector`], kept so the trait can lend them.
     cache: elsa::sync::FrozenMap<u64, Box<[f32]>>,
+    /// When this handle last inserted rows ([`MilvusReads::Automatic`] reads strongly after it).
+    last_write: Option<Instant>,
 }
 
 impl std::fmt::Debug for MilvusIndex {
@@ -88,6 +92,7 @@ impl MilvusIndex {
             rows: 0,
             description: String::new(),
             cache: elsa::sync::FrozenMap::new(),
+            last_write: None,
         })
     }
 
@@ -319,7 +324,7 @@ impl MilvusIndex {
     /// [`IndexError::Timeout`] when the index is not complete or the collection not loaded
     /// within `limit`; the connection errors of [`MilvusIndex::create`].
     pub fn wait_indexed(&self, limit: Duration) -> Result<()> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         loop {
             let request = DescribeIndexRequest::builder()
                 .collection_name(&self.config.collection)
@@ -388,6 +393,22 @@ impl MilvusIndex {
         self.search_expression(queries, k, Some(&id_expression(&self.id_field, allowed)?))
     }
 
+    /// The consistency level of the next search, as [`MilvusConfig::reads`] says.
+    fn search_consistency(&self) -> ConsistencyLevel {
+        let strong = match self.config.reads {
+            MilvusReads::Strong => true,
+            MilvusReads::Bounded => false,
+            MilvusReads::Automatic => self
+                .last_write
+                .is_some_and(|at| at.elapsed() < MilvusReads::RECENT),
+        };
+        if strong {
+            ConsistencyLevel::Strong
+        } else {
+            ConsistencyLevel::Bounded
+        }
+    }
+
     fn search_chunk(
         &self,
         queries: &[f32],
@@ -402,7 +423,7 @@ impl MilvusIndex {
             .vectors(SearchVectors::Float(vectors))
             .limit(k as i64)
             .metric_type(metric(self.similarity))
-            .consistency_level(ConsistencyLevel::Strong)
+            .consistency_level(self.search_consistency())
             .extra_params(self.config.index.search_params(k));
         if let Some(expression) = expression {
             builder = builder.filter(expression);
@@ -659,6 +680,7 @@ impl VectorIndex for MilvusIndex {
                 .map_err(|e| self.error("insert", e))?;
             self.call("insert", |c| async move { c.insert(request).await })?;
             self.rows += id_chunk.len();
+            self.last_write = Some(Instant::now());
         }
         Ok(())
     }
