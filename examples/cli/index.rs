@@ -1,6 +1,6 @@
 //! `index`: loads a catalogue once into a Milvus collection (standalone or cluster), with the
 //! preprocessing fitted on it, so that `retrieve` / `query --index milvus` search it without the
-//! catalogue file — [`MilvusIndex::load_catalogue`](diff4steer_index::MilvusIndex) of the library.
+//! catalogue file — `MilvusIndex::load_catalogue` (feature `milvus`) of the library.
 
 use std::path::PathBuf;
 
