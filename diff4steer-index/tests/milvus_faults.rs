@@ -308,6 +308,9 @@ fn a_server_killed_mid_search_is_a_typed_error_and_the_handle_recovers() {
     )
     .unwrap();
     rebuilt.add(&ids, &items).unwrap();
+    // The writer reads strongly after its own inserts, so its search returns once the query node
+    // has consumed them; the old handle reads with bounded staleness and would not wait for that.
+    assert_eq!(rebuilt.search(&queries, 10).unwrap(), expected);
     let mut answered = None;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(30) {
