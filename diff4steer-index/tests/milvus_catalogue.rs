@@ -139,14 +139,10 @@ fn the_writer_sees_its_own_rows_at_once_and_later_handles_see_them_too() {
         let hits = index.search(&items[row * dim..(row + 1) * dim], 1).unwrap();
         hits[0].first().map(|hit| hit.id)
     };
-    for (from, to) in [(0, 25), (25, 50)] {
-        writer
-            .add(
-                &(from..to).collect::<Vec<u64>>(),
-                &items[from as usize * dim..to as usize * dim],
-            )
-            .unwrap();
-        let newest = to as usize - 1;
+    for (from, to) in [(0usize, 25usize), (25, 50)] {
+        let ids: Vec<u64> = (from as u64..to as u64).collect();
+        writer.add(&ids, &items[from * dim..to * dim]).unwrap();
+        let newest = to - 1;
         assert_eq!(
             nearest(&writer, newest),
             Some(newest as u64),

@@ -125,12 +125,13 @@ fn training_is_unaffected_by_models_built_in_other_threads() {
     let done = AtomicBool::new(false);
     let busy = std::thread::scope(|scope| {
         let builder = scope.spawn(|| {
+            let sampler =
+                Sampler::new(SamplerKind::Heun, karras(2, 0.1, 10.0, 7.0).unwrap()).unwrap();
             let mut built = 0usize;
             while !done.load(Ordering::Relaxed) || built == 0 {
                 let model = config.init::<B>(&Default::default()).unwrap();
                 // First use of every weight, outside any lock.
-                let sampler = Sampler::new(SamplerKind::Heun, karras(2, 0.1, 10.0, 7.0).unwrap());
-                let _ = PriorSeeds::new(model, sampler.unwrap())
+                let _ = PriorSeeds::new(model, sampler.clone())
                     .seeds(queries(), 1, 0)
                     .unwrap();
                 built += 1;

@@ -17,9 +17,8 @@ impl MilvusIndex {
     /// preprocessed rows (batches of [`MilvusConfig::insert_batch`]), flushes and waits for the
     /// index build ([`MilvusIndex::wait_indexed`], at most `build_limit`), after which searches
     /// go through the built index and every row is in a sealed, loaded segment (seen by handles
-    /// opened afterwards, whatever their [`crate::MilvusReads`]). When a step after the creation fails,
-    /// the half-loaded
-    /// collection is dropped (best effort) before the error is returned.
+    /// opened afterwards, whatever their [`crate::MilvusReads`]). When a step after the creation
+    /// fails, the half-loaded collection is dropped (best effort) before the error is returned.
     ///
     /// # Errors
     /// The preprocessing's errors for malformed items; those of [`MilvusIndex::create`],

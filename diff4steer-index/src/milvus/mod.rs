@@ -395,17 +395,14 @@ impl MilvusIndex {
 
     /// The consistency level of the next search, as [`MilvusConfig::reads`] says.
     fn search_consistency(&self) -> ConsistencyLevel {
-        let strong = match self.config.reads {
-            MilvusReads::Strong => true,
-            MilvusReads::Bounded => false,
-            MilvusReads::Automatic => self
-                .last_write
-                .is_some_and(|at| at.elapsed() < MilvusReads::RECENT),
+        let recent_write = || {
+            self.last_write
+                .is_some_and(|at| at.elapsed() < MilvusReads::RECENT)
         };
-        if strong {
-            ConsistencyLevel::Strong
-        } else {
-            ConsistencyLevel::Bounded
+        match self.config.reads {
+            MilvusReads::Strong => ConsistencyLevel::Strong,
+            MilvusReads::Automatic if recent_write() => ConsistencyLevel::Strong,
+            MilvusReads::Automatic | MilvusReads::Bounded => ConsistencyLevel::Bounded,
         }
     }
 
