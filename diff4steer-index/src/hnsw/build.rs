@@ -91,12 +91,13 @@ impl Graph {
                 node: entry,
             };
             for layer in (level + 1..=top).rev() {
-                nearest = self.greedy_closest(|n| space.score(&query, n), nearest, layer);
+                nearest = self.greedy_closest(space, &query, nearest, layer);
             }
             let mut entries = vec![nearest];
             for layer in (0..=level.min(top)).rev() {
                 let found = self.search_layer(
-                    |n| space.score(&query, n),
+                    space,
+                    &query,
                     &entries,
                     ef_construction,
                     layer,

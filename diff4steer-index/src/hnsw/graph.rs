@@ -6,7 +6,7 @@
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use super::space::Space;
+use super::space::{Query, Space};
 use super::visited::Visited;
 
 /// A graph node: the position of its vector in the store.
@@ -216,16 +216,21 @@ impl Graph {
     /// Greedy walk on `layer` from `start` to a local best for `query` (search with ef = 1).
     pub(crate) fn greedy_closest(
         &self,
-        score: impl Fn(Node) -> f32,
+        space: &Space<'_>,
+        query: &Query<'_>,
         start: Scored,
         layer: usize,
     ) -> Scored {
         let mut best = start;
         loop {
             let mut moved = false;
-            for &n in self.links(best.node, layer) {
+            let links = self.links(best.node, layer);
+            for &n in links {
+                space.prefetch(n);
+            }
+            for &n in links {
                 let candidate = Scored {
-                    score: score(n),
+                    score: space.score(query, n),
                     node: n,
                 };
                 if candidate > best {
@@ -239,12 +244,15 @@ impl Graph {
         }
     }
 
-    /// Best-first search of one layer (Algorithm 2): the `ef` best nodes reachable from
-    /// `entries` by `score` (similarity to the query), best first. With `accept`, only accepted nodes enter the result, while every
-    /// node may still be walked through.
+    /// Best-first search of one layer (Algorithm 2): the `ef` nodes reachable from `entries`
+    /// most similar to `query`, best first. With `accept`, only accepted nodes enter the result,
+    /// while every node may still be walked through. Each expansion first gathers the node's
+    /// unvisited neighbours and prefetches their vectors, then scores them in link order.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn search_layer(
         &self,
-        score: impl Fn(Node) -> f32,
+        space: &Space<'_>,
+        query: &Query<'_>,
         entries: &[Scored],
         ef: usize,
         layer: usize,
@@ -253,6 +261,7 @@ impl Graph {
     ) -> Vec<Scored> {
         let accepted = |n: Node| accept.is_none_or(|a| a[n as usize]);
         visited.start(self.len());
+        let mut fresh = std::mem::take(&mut visited.fresh);
         let mut candidates: BinaryHeap<Scored> = BinaryHeap::with_capacity(4 * ef);
         let mut results: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef + 1);
         for &e in entries {
@@ -271,12 +280,16 @@ impl Graph {
             if full && results.peek().is_some_and(|w| current < w.0) {
                 break;
             }
+            fresh.clear();
             for &n in self.links(current.node, layer) {
-                if !visited.insert(n) {
-                    continue;
+                if visited.insert(n) {
+                    space.prefetch(n);
+                    fresh.push(n);
                 }
+            }
+            for &n in &fresh {
                 let candidate = Scored {
-                    score: score(n),
+                    score: space.score(query, n),
                     node: n,
                 };
                 let worst = results.peek().map(|w| w.0);
@@ -291,6 +304,7 @@ impl Graph {
                 }
             }
         }
+        visited.fresh = fresh;
         let mut found: Vec<Scored> = results.into_iter().map(|r| r.0).collect();
         sort_best_first(&mut found);
         found

@@ -154,19 +154,12 @@ impl HnswIndex {
             node: entry,
         };
         for layer in (1..=self.graph.level(entry)).rev() {
-            nearest = self
-                .graph
-                .greedy_closest(|n| space.score(query, n), nearest, layer);
+            nearest = self.graph.greedy_closest(space, query, nearest, layer);
         }
         let ef = self.config.ef_search.max(k);
-        let found = self.graph.search_layer(
-            |n| space.score(query, n),
-            &[nearest],
-            ef,
-            0,
-            visited,
-            accept,
-        );
+        let found = self
+            .graph
+            .search_layer(space, query, &[nearest], ef, 0, visited, accept);
         let mut hits: Vec<Hit> = found
             .iter()
             .map(|s| Hit::new(self.store.ids()[s.node as usize], s.score))

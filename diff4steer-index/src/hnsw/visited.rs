@@ -8,6 +8,8 @@ use super::graph::Node;
 pub(crate) struct Visited {
     marks: Vec<u32>,
     generation: u32,
+    /// Scratch space of the layer search: the unvisited neighbours of the node it expands.
+    pub(super) fresh: Vec<Node>,
 }
 
 impl Visited {

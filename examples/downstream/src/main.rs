@@ -22,9 +22,8 @@ fn main() -> Result<()> {
         items.iter().copied().collect(),
         dim,
     )?;
-    let dir = std::env::temp_dir().join(format!("diff4steer-downstream-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let (model, catalogue) = (dir.join("prior"), dir.join("catalogue.npy"));
+    let dir = tempfile::tempdir()?;
+    let (model, catalogue) = (dir.path().join("prior"), dir.path().join("catalogue.npy"));
     train_prior::<CpuAutodiff>(
         &DiffusionPriorConfig::new(dim, query_dim)
             .with_network(ResMlpConfig::new().with_width(128).with_depth(2)),
@@ -86,7 +85,7 @@ fn main() -> Result<()> {
         .fusion(Fusion::RoundRobin)
         .build()?;
     ensure!(fast.retrieve(&rows, 10)?.len() == queries.len());
-    std::fs::remove_dir_all(&dir)?;
+    dir.close()?;
     println!("downstream: the front door works from outside the workspace");
     Ok(())
 }
