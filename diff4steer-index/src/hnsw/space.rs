@@ -15,12 +15,11 @@ use crate::{FlatIndex, Similarity, VectorIndex};
 /// Lanes of the dot-product kernel: independent partial sums the compiler keeps in SIMD registers.
 const LANES: usize = 16;
 
-/// ⟨a, b⟩ with [`LANES`] independent accumulators (vectorised by the compiler; the summation order
-/// is fixed, so the result is the same on every run, thread and instruction set: the products
-/// and sums are rounded one by one, never fused).
+/// ⟨a, b⟩ with [`LANES`] independent accumulators: the scalar reference of [`DotKernel`], which
+/// the graph calls. The summation order is fixed, so the result is the same on every run, thread
+/// and instruction set: the products and sums are rounded one by one, never fused.
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; LANES];
-    // Fixed-size chunks: no bounds checks inside, so the lanes become SIMD registers.
     let ((chunks_a, tail_a), (chunks_b, tail_b)) = (a.as_chunks::<LANES>(), b.as_chunks::<LANES>());
     let tail: f32 = tail_a.iter().zip(tail_b).map(|(x, y)| x * y).sum();
     for (x, y) in chunks_a.iter().zip(chunks_b) {
