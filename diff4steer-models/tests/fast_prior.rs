@@ -6,7 +6,9 @@ use burn::tensor::{Tensor, TensorData};
 use diff4steer_core::tensor_util::to_host_f32;
 use diff4steer_core::{karras, Conditioning, Denoiser, LinearGuidance};
 use diff4steer_models::backend::CpuBackend as B;
-use diff4steer_models::fast::{FastPrior, FastSampler, FastScratch, FastSeeds, Threads};
+use diff4steer_models::fast::{
+    FastPrior, FastSampler, FastScratch, FastSeeds, HostCondition, Threads,
+};
 use diff4steer_models::{
     DiffusionPrior, DiffusionPriorConfig, PriorSeeds, ResMlpConfig, Sampler, SamplerKind,
     SeedGenerator,
@@ -246,6 +248,59 @@ fn a_query_gets_the_same_bits_alone_in_any_batch_and_with_any_thread_count() {
         bits(&outputs[0]) == bits(&outputs[1]),
         "the pool and one thread give different bits"
     );
+}
+
+#[test]
+fn a_trajectory_wide_condition_table_gives_the_bits_of_per_evaluation_conditioning() {
+    let fast = FastPrior::from_prior(&prior()).unwrap();
+    let queries = values(3 * QUERY, 9, 1.0);
+    let sources: Vec<Option<&[f32]>> = queries
+        .chunks(QUERY)
+        .map(Some)
+        .chain(std::iter::once(None))
+        .collect();
+    let grid = [80.0f32, 11.0, 1.3, 0.2, 0.002];
+    // The whole grid's conditions at once, σ-major: condition s·4 + j.
+    let all: Vec<HostCondition<'_>> = grid
+        .iter()
+        .flat_map(|&sigma| {
+            sources
+                .iter()
+                .map(move |&query| HostCondition { sigma, query })
+        })
+        .collect();
+    let mut scratch = FastScratch::default();
+    let table = fast.condition_table(&all, &mut scratch);
+    assert_eq!(table.len(), 20);
+    // 70 rows (three tiles, a ragged last one), each under one of the four sources.
+    let rows = 70;
+    let row_source: Vec<usize> = (0..rows).map(|r| (r * 7) % 4).collect();
+    let x = values(rows * TARGET, 10, 3.0);
+    let mut seen = Vec::new();
+    for (s, &sigma) in grid.iter().enumerate() {
+        let at_sigma: Vec<HostCondition<'_>> = sources
+            .iter()
+            .map(|&query| HostCondition { sigma, query })
+            .collect();
+        let mut one = vec![0.0f32; rows * TARGET];
+        fast.denoise_into(
+            &x,
+            &row_source,
+            &at_sigma,
+            &mut one,
+            &mut FastScratch::default(),
+        );
+        let shifted: Vec<usize> = row_source.iter().map(|&j| s * 4 + j).collect();
+        let mut from_table = vec![0.0f32; rows * TARGET];
+        fast.denoise_with_table(&x, &shifted, &table, &mut from_table, &mut scratch);
+        assert!(
+            bits(&one) == bits(&from_table),
+            "σ = {sigma}: the table's rows differ from per-evaluation conditioning"
+        );
+        seen.push(one);
+    }
+    // Not trivially equal: σ changes the output.
+    assert!(seen[0] != seen[1]);
 }
 
 fn bits(values: &[f32]) -> Vec<u32> {

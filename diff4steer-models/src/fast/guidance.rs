@@ -13,7 +13,7 @@
 
 use diff4steer_core::{CoreError, Similarity};
 
-use super::prior::{FastPrior, FastScratch, HostCondition};
+use super::prior::{ConditionTable, FastPrior, FastScratch, HostCondition};
 use crate::Result;
 
 /// The condition one guidance term evaluates the prior under.
@@ -227,9 +227,15 @@ fn per_query_rows(rows: &[f32], width: usize, queries: usize, what: &'static str
     Ok(count)
 }
 
+/// The most conditions a [`GuidedBatch`] precomputes for a whole σ grid (16 KB each at width
+/// 512, depth 4): beyond it (hundreds of queries in one call, whose many rows amortise the
+/// conditioning anyway) each evaluation computes its own.
+const MAX_TABLE_CONDITIONS: usize = 2048;
+
 /// A [`HostGuidance`] bound to one batch: `n` queries with `k` samples each. It builds the
 /// stacked network batch (term-major: every sample under term 0, then under term 1, …) and
-/// combines the denoised rows.
+/// combines the denoised rows. The conditioning of every (σ of the grid, source) pair is computed
+/// once, when the batch is bound ([`ConditionTable`]); each evaluation then only runs the rows.
 pub(crate) struct GuidedBatch<'a> {
     prior: &'a FastPrior,
     k: usize,
@@ -238,6 +244,11 @@ pub(crate) struct GuidedBatch<'a> {
     /// The distinct conditions: the queries, then the fixed rows, then ∅ if any term uses it.
     sources: Vec<Option<&'a [f32]>>,
     row_condition: Vec<usize>,
+    /// The σ grid the table covers, and the table (σ-major: condition s·sources + j).
+    grid: Vec<f64>,
+    table: Option<ConditionTable>,
+    /// `row_condition` shifted to one σ of the table.
+    row_condition_at: Vec<usize>,
     /// Steering in model units: per target, γ and the row of each query.
     steering: Vec<(f32, Vec<f32>, usize)>,
     similarity: Similarity,
@@ -247,7 +258,8 @@ pub(crate) struct GuidedBatch<'a> {
 }
 
 impl<'a> GuidedBatch<'a> {
-    /// Binds `guidance` to `queries` (`n` rows) with `k` samples each.
+    /// Binds `guidance` to `queries` (`n` rows) with `k` samples each; the conditioning for every
+    /// σ in `grid` is computed now (when it is small enough), every other σ at its evaluation.
     ///
     /// # Errors
     /// [`CoreError::DimMismatch`] when a fixed condition or steering embedding is not a whole
@@ -256,8 +268,9 @@ impl<'a> GuidedBatch<'a> {
         prior: &'a FastPrior,
         guidance: &'a HostGuidance,
         queries: &'a [f32],
-        n: usize,
-        k: usize,
+        (n, k): (usize, usize),
+        grid: &[f64],
+        scratch: &mut FastScratch,
     ) -> Result<Self> {
         let qd = prior.query_dim();
         let mut sources: Vec<Option<&'a [f32]>> = (0..n)
@@ -302,12 +315,32 @@ impl<'a> GuidedBatch<'a> {
             steering.push((s.weight as f32, embedding, count));
         }
         let copies = terms.len();
+        let (grid, table) = if grid.len() * sources.len() <= MAX_TABLE_CONDITIONS {
+            let conditions: Vec<HostCondition<'_>> = grid
+                .iter()
+                .flat_map(|&sigma| {
+                    sources.iter().map(move |&query| HostCondition {
+                        sigma: sigma as f32,
+                        query,
+                    })
+                })
+                .collect();
+            (
+                grid.to_vec(),
+                Some(prior.condition_table(&conditions, scratch)),
+            )
+        } else {
+            (Vec::new(), None)
+        };
         Ok(Self {
             prior,
             k,
             terms,
             sources,
             row_condition,
+            grid,
+            table,
+            row_condition_at: Vec::new(),
             steering,
             similarity: guidance.similarity,
             stacked: vec![0.0; copies * rows * dim],
@@ -319,25 +352,43 @@ impl<'a> GuidedBatch<'a> {
     /// D̃(x, σ) for the `[n·k, dim]` state `x`.
     pub fn denoise(&mut self, x: &[f32], sigma: f64, scratch: &mut FastScratch) -> &[f32] {
         let sigma_f = sigma as f32;
-        let conditions: Vec<HostCondition<'_>> = self
-            .sources
-            .iter()
-            .map(|&query| HostCondition {
-                sigma: sigma_f,
-                query,
-            })
-            .collect();
         let len = x.len();
         for copy in self.stacked.chunks_exact_mut(len) {
             copy.copy_from_slice(x);
         }
-        self.prior.denoise_into(
-            &self.stacked,
-            &self.row_condition,
-            &conditions,
-            &mut self.denoised,
-            scratch,
-        );
+        let on_grid = self.grid.iter().position(|&s| s == sigma);
+        match (&self.table, on_grid) {
+            (Some(table), Some(s)) => {
+                let first = s * self.sources.len();
+                self.row_condition_at.clear();
+                self.row_condition_at
+                    .extend(self.row_condition.iter().map(|&c| first + c));
+                self.prior.denoise_with_table(
+                    &self.stacked,
+                    &self.row_condition_at,
+                    table,
+                    &mut self.denoised,
+                    scratch,
+                );
+            }
+            _ => {
+                let conditions: Vec<HostCondition<'_>> = self
+                    .sources
+                    .iter()
+                    .map(|&query| HostCondition {
+                        sigma: sigma_f,
+                        query,
+                    })
+                    .collect();
+                self.prior.denoise_into(
+                    &self.stacked,
+                    &self.row_condition,
+                    &conditions,
+                    &mut self.denoised,
+                    scratch,
+                );
+            }
+        }
         if let [(weight, _)] = self.terms.as_slice() {
             // One term (weight 1): the estimate itself, bit for bit.
             debug_assert_eq!(*weight, 1.0);

@@ -48,7 +48,7 @@ mod seeds;
 pub use diff4steer_index::dense::Threads;
 pub use gradients::{HostGradients, PriorGradients};
 pub use guidance::{HostGuidance, HostSteering, HostTerm, HostTermCondition};
-pub use prior::{FastPrior, FastScratch, HostCondition, NamedTensor};
+pub use prior::{ConditionTable, FastPrior, FastScratch, HostCondition, NamedTensor};
 pub use sampler::FastSampler;
 pub use scorer::{rerank, ImplicitClassifier, RerankOrder, ScoreWeighting};
 pub use seeds::FastSeeds;

@@ -60,10 +60,37 @@ pub struct FastScratch {
     x_in: Vec<f32>,
     condition: Vec<f32>,
     condition_tmp: Vec<f32>,
+    /// The conditioning vectors of [`FastPrior::denoise_into`]'s own conditions.
+    table: ConditionTable,
+    tiles: Vec<TileScratch>,
+}
+
+/// The conditioning path's output for a list of [`HostCondition`]s: each condition's σ, every
+/// block's FiLM [γ, β] and, for priors with a query input path, V·q. It depends only on the
+/// conditions, so a sampler that knows its σ grid computes it once for the whole trajectory
+/// ([`FastPrior::condition_table`]) and every network evaluation only indexes into it
+/// ([`FastPrior::denoise_with_table`]): the FiLM weights (8 MB at width 512, depth 4) are then
+/// streamed once per trajectory instead of once per evaluation.
+#[derive(Debug, Default, Clone)]
+pub struct ConditionTable {
+    /// σ per condition.
+    sigmas: Vec<f32>,
+    /// Per block, `[conditions, 2·width]`.
+    film: Vec<Vec<f32>>,
     /// V·q_eff per condition (`[conditions, width]`), for priors with `query_to_input`.
     input_offset: Vec<f32>,
-    film: Vec<Vec<f32>>,
-    tiles: Vec<TileScratch>,
+}
+
+impl ConditionTable {
+    /// Number of conditions it holds.
+    pub fn len(&self) -> usize {
+        self.sigmas.len()
+    }
+
+    /// Whether it holds no condition.
+    pub fn is_empty(&self) -> bool {
+        self.sigmas.is_empty()
+    }
 }
 
 /// The activations of one [`ROW_TILE`]-row tile.
@@ -83,13 +110,6 @@ type TileWork<'a> = (
     &'a mut TileScratch,
 );
 
-/// What every tile of one forward pass shares: the conditions and their conditioning vectors.
-struct Shared<'s> {
-    conditions: &'s [HostCondition<'s>],
-    film: &'s [Vec<f32>],
-    input_offset: &'s [f32],
-}
-
 /// Resizes `buffer` to `len` (contents are overwritten by the caller).
 fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buffer.resize(len, 0.0);
@@ -107,7 +127,8 @@ fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 ///   every block's FiLM layer — depends only on (σ, q), so it runs once per *distinct* condition
 ///   ([`HostCondition`]) and is shared by every row under it: with classifier-free guidance, 32
 ///   seeds of one query at one σ need two conditioning vectors, not 64. At the reference size this
-///   removes more than half of the multiply–adds of a batch.
+///   removes more than half of the multiply–adds of a batch. A sampler that knows its σ grid
+///   computes the whole trajectory's conditioning at once ([`ConditionTable`]).
 /// - Buffers live in a [`FastScratch`] that samplers keep across steps.
 ///
 /// It agrees with the burn model to 1e-5 (tests/fast_prior.rs) and implements
@@ -277,26 +298,56 @@ impl FastPrior {
         out: &mut [f32],
         scratch: &mut FastScratch,
     ) {
+        let mut table = std::mem::take(&mut scratch.table);
+        self.fill_condition_table(conditions, &mut table, scratch);
+        self.denoise_with_table(x, row_condition, &table, out, scratch);
+        scratch.table = table;
+    }
+
+    /// The conditioning path for `conditions` (see [`ConditionTable`]). Each condition's vectors
+    /// are the same bits whatever the other conditions in the list, so a table computed for a
+    /// whole σ grid gives the same denoised rows as one computed at each evaluation.
+    ///
+    /// # Panics
+    /// When a query is not `query_dim` wide.
+    pub fn condition_table(
+        &self,
+        conditions: &[HostCondition<'_>],
+        scratch: &mut FastScratch,
+    ) -> ConditionTable {
+        let mut table = ConditionTable::default();
+        self.fill_condition_table(conditions, &mut table, scratch);
+        table
+    }
+
+    /// As [`denoise_into`](Self::denoise_into) with the conditions' vectors taken from `table`:
+    /// row r is denoised under condition `row_condition[r]` of the table.
+    ///
+    /// # Panics
+    /// When `x`, `out` and `row_condition` disagree on the number of rows, or a condition index
+    /// is out of the table's range.
+    pub fn denoise_with_table(
+        &self,
+        x: &[f32],
+        row_condition: &[usize],
+        table: &ConditionTable,
+        out: &mut [f32],
+        scratch: &mut FastScratch,
+    ) {
         use rayon::prelude::*;
         let t = self.target_dim;
         let rows = row_condition.len();
         assert!(x.len() == rows * t && out.len() == rows * t, "batch shape");
         assert!(
-            row_condition.iter().all(|&c| c < conditions.len()),
+            row_condition.iter().all(|&c| c < table.len()),
             "condition index out of range"
         );
-        self.conditioning(conditions, scratch);
         let tiles = rows.div_ceil(ROW_TILE);
         if scratch.tiles.len() < tiles {
             scratch.tiles.resize_with(tiles, TileScratch::default);
         }
-        let shared = Shared {
-            conditions,
-            film: &scratch.film,
-            input_offset: &scratch.input_offset,
-        };
         let run = |(((out, x), row_condition), tile): TileWork<'_>| {
-            self.forward_tile(x, row_condition, &shared, tile, out)
+            self.forward_tile(x, row_condition, table, tile, out)
         };
         let tiles_scratch = &mut scratch.tiles[..tiles];
         if self.threads == Threads::Pool && tiles > 1 {
@@ -320,12 +371,11 @@ impl FastPrior {
         &self,
         x: &[f32],
         row_condition: &[usize],
-        shared: &Shared<'_>,
+        table: &ConditionTable,
         tile: &mut TileScratch,
         out: &mut [f32],
     ) {
         let (t, w) = (self.target_dim, self.width);
-        let conditions = shared.conditions;
         // Padding rows take condition 0 and a zero input; their outputs are dropped.
         tile.row_condition.clear();
         tile.row_condition.extend_from_slice(row_condition);
@@ -340,7 +390,7 @@ impl FastPrior {
             .zip(x.chunks_exact(t))
             .zip(row_condition)
         {
-            let sigma = conditions[c].sigma;
+            let sigma = table.sigmas[c];
             let c_in = 1.0 / (sigma * sigma + sd2).sqrt();
             dst.iter_mut().zip(src).for_each(|(d, s)| *d = s * c_in);
         }
@@ -350,11 +400,11 @@ impl FastPrior {
         if self.query_input.is_some() {
             // + V·q_eff, computed once per condition.
             for (row, &c) in hidden.chunks_exact_mut(w).zip(&tile.row_condition) {
-                let offset = &shared.input_offset[c * w..(c + 1) * w];
+                let offset = &table.input_offset[c * w..(c + 1) * w];
                 row.iter_mut().zip(offset).for_each(|(h, o)| *h += o);
             }
         }
-        for (block, film) in self.blocks.iter().zip(shared.film) {
+        for (block, film) in self.blocks.iter().zip(&table.film) {
             // inner = LN₂(Linear₁(SiLU(LN₁(h)))), then FiLM and SiLU; h += Linear₂(inner).
             let branch = sized(&mut tile.branch, ROW_TILE * w);
             branch.copy_from_slice(&tile.hidden);
@@ -383,7 +433,7 @@ impl FastPrior {
             .zip(output.chunks_exact(t))
             .zip(row_condition)
         {
-            let sigma = conditions[c].sigma;
+            let sigma = table.sigmas[c];
             let total = sigma * sigma + sd2;
             let c_skip = sd2 / total;
             let c_out = sigma * self.sigma_data / total.sqrt();
@@ -393,10 +443,18 @@ impl FastPrior {
         }
     }
 
-    /// Every block's FiLM [γ, β] for each condition, into `scratch.film[block]`
+    /// Every block's FiLM [γ, β] for each condition, into `table.film[block]`
     /// (`[conditions, 2·width]`): MLP(Fourier(¼·ln σ)) + W·q, SiLU, then each block's FiLM layer;
-    /// and, with a query input path, V·q into `scratch.input_offset`.
-    fn conditioning(&self, conditions: &[HostCondition<'_>], scratch: &mut FastScratch) {
+    /// and, with a query input path, V·q into `table.input_offset`. Every product is row-wise
+    /// ([`HostLinear::forward_rowwise`]), so a condition's vectors do not depend on the others.
+    fn fill_condition_table(
+        &self,
+        conditions: &[HostCondition<'_>],
+        table: &mut ConditionTable,
+        scratch: &mut FastScratch,
+    ) {
+        table.sigmas.clear();
+        table.sigmas.extend(conditions.iter().map(|c| c.sigma));
         let (e, n) = (self.embedding_dim, conditions.len());
         let count = self.frequencies.len();
         let features = sized(&mut scratch.x_in, n * 2 * count);
@@ -422,12 +480,12 @@ impl FastPrior {
         self.query_projection
             .forward_rowwise(queries, vector, true, Threads::Single);
         if let Some(query_input) = &self.query_input {
-            let offset = sized(&mut scratch.input_offset, n * self.width);
+            let offset = sized(&mut table.input_offset, n * self.width);
             query_input.forward_rowwise(queries, offset, false, Threads::Single);
         }
         silu_in_place(vector);
-        scratch.film.resize(self.blocks.len(), Vec::new());
-        for (block, film) in self.blocks.iter().zip(scratch.film.iter_mut()) {
+        table.film.resize(self.blocks.len(), Vec::new());
+        for (block, film) in self.blocks.iter().zip(table.film.iter_mut()) {
             let film = sized(film, n * 2 * self.width);
             block
                 .film

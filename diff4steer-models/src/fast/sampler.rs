@@ -77,6 +77,27 @@ impl FastSampler {
         }
     }
 
+    /// The distinct σ at which a trajectory over `pairs` evaluates the network, in order.
+    fn evaluated_sigmas(&self, pairs: &[(f64, f64)]) -> Vec<f64> {
+        let (body, last) = pairs.split_at(pairs.len() - 1);
+        let mut grid: Vec<f64> = Vec::with_capacity(pairs.len() + 1);
+        let mut push = |sigma: f64| {
+            if !grid.contains(&sigma) {
+                grid.push(sigma);
+            }
+        };
+        for &(sigma, sigma_next) in body {
+            push(sigma);
+            if self.kind == SamplerKind::Heun {
+                push(sigma_next);
+            }
+        }
+        if self.final_denoise {
+            push(last[0].0);
+        }
+        grid
+    }
+
     /// `seeds_per_query` samples for each row of `queries` (`[n, query_dim]` row-major); returns
     /// `[n·seeds_per_query, target_dim]`, query-major. The same `seed` gives the same seeds.
     ///
@@ -118,8 +139,15 @@ impl FastSampler {
         let mut x = SeededNoise::new(seed).normal_host(rows, dim);
         x.iter_mut().for_each(|v| *v *= sigma_max);
 
-        let mut model = GuidedBatch::new(prior, guidance, queries, n, seeds_per_query)?;
         let pairs: Vec<(f64, f64)> = self.sigmas.pairs().collect();
+        let mut model = GuidedBatch::new(
+            prior,
+            guidance,
+            queries,
+            (n, seeds_per_query),
+            &self.evaluated_sigmas(&pairs),
+            scratch,
+        )?;
         let (body, last) = pairs.split_at(pairs.len() - 1);
         let mut previous: Option<(f64, Vec<f32>)> = None;
         let mut x_next = vec![0.0f32; rows * dim];
