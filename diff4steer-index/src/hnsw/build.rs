@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::graph::{sort_best_first, Graph, Node, Scored, MAX_LEVEL};
 use super::space::Space;
-use super::visited::Visited;
+use super::visited::{with_visited, Visited};
 
 /// Upper bound on the nodes planned together.
 const MAX_BATCH: usize = 1024;
@@ -54,8 +54,10 @@ impl Graph {
             let batch: Vec<Node> = (batch_start..batch_start + count as Node).collect();
             let plans: Vec<Vec<Vec<Node>>> = batch
                 .par_iter()
-                .map_init(Visited::default, |visited, &node| {
-                    self.plan(space, node, batch_start, ef_construction, visited)
+                .map(|&node| {
+                    with_visited(|visited| {
+                        self.plan(space, node, batch_start, ef_construction, visited)
+                    })
                 })
                 .collect();
             for (&node, plan) in batch.iter().zip(&plans) {

@@ -4,7 +4,6 @@
 //! Algorithm 2) and the neighbour-selection heuristic (their Algorithm 4).
 
 use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
 
 use super::space::{Query, Space};
 use super::visited::Visited;
@@ -247,7 +246,8 @@ impl Graph {
     /// Best-first search of one layer (Algorithm 2): the `ef` nodes reachable from `entries`
     /// most similar to `query`, best first. With `accept`, only accepted nodes enter the result,
     /// while every node may still be walked through. Each expansion first gathers the node's
-    /// unvisited neighbours and prefetches their vectors, then scores them in link order.
+    /// unvisited neighbours and prefetches their vectors, then scores them in groups of four
+    /// ([`Space::score_many`]) and offers them to the heaps in link order.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn search_layer(
         &self,
@@ -262,8 +262,11 @@ impl Graph {
         let accepted = |n: Node| accept.is_none_or(|a| a[n as usize]);
         visited.start(self.len());
         let mut fresh = std::mem::take(&mut visited.fresh);
-        let mut candidates: BinaryHeap<Scored> = BinaryHeap::with_capacity(4 * ef);
-        let mut results: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef + 1);
+        let mut scores = std::mem::take(&mut visited.scores);
+        let mut candidates = std::mem::take(&mut visited.candidates);
+        let mut results = std::mem::take(&mut visited.results);
+        candidates.clear();
+        results.clear();
         for &e in entries {
             if visited.insert(e.node) {
                 candidates.push(e);
@@ -287,11 +290,9 @@ impl Graph {
                     fresh.push(n);
                 }
             }
-            for &n in &fresh {
-                let candidate = Scored {
-                    score: space.score(query, n),
-                    node: n,
-                };
+            space.score_many(query, &fresh, &mut scores);
+            for (&n, &score) in fresh.iter().zip(&scores) {
+                let candidate = Scored { score, node: n };
                 let worst = results.peek().map(|w| w.0);
                 if results.len() < ef || worst.is_some_and(|w| candidate > w) {
                     candidates.push(candidate);
@@ -304,9 +305,12 @@ impl Graph {
                 }
             }
         }
-        visited.fresh = fresh;
-        let mut found: Vec<Scored> = results.into_iter().map(|r| r.0).collect();
+        let mut found: Vec<Scored> = results.drain().map(|r| r.0).collect();
         sort_best_first(&mut found);
+        visited.fresh = fresh;
+        visited.scores = scores;
+        visited.candidates = candidates;
+        visited.results = results;
         found
     }
 

@@ -16,7 +16,7 @@ use crate::vector_index::check_search;
 use crate::{FlatIndex, Hit, IndexError, Result, Similarity, VectorIndex};
 use graph::{Graph, Node, Scored};
 use space::{Query, Space};
-use visited::Visited;
+use visited::{with_visited, Visited};
 
 /// HNSW parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,11 +223,13 @@ impl VectorIndex for HnswIndex {
         });
         Ok(prepared
             .par_chunks(dim)
-            .map_init(Visited::default, |visited, values| {
+            .map(|values| {
                 let query = Query::new(values);
                 match &accept {
                     Some(a) if exact => self.exact_among(&space, &query, a, k),
-                    _ => self.graph_search(&space, &query, k, visited, accept.as_deref()),
+                    _ => with_visited(|visited| {
+                        self.graph_search(&space, &query, k, visited, accept.as_deref())
+                    }),
                 }
             })
             .collect())
