@@ -127,6 +127,36 @@ fn sampling(c: &mut Criterion) {
         }
     }
     group.finish();
+
+    // Many queries in flight: 64 queries' trajectories sampled together (one GEMM per layer
+    // over all 64 × 32 seeds and their null twins) against the same 64 one call each.
+    let queries = unit_rows(64, QUERY_DIM, 2);
+    let sampler = FastSampler::new(
+        SamplerKind::Heun,
+        karras(16, 0.002, 80.0, 7.0).expect("valid grid"),
+        2.0,
+    )
+    .expect("valid sampler");
+    let mut scratch = FastScratch::default();
+    let mut group = c.benchmark_group("trajectory_512x4_32seeds_cfg_64queries");
+    group.sample_size(10);
+    group.bench_function("fast-together", |b| {
+        b.iter(|| {
+            sampler
+                .sample(&fast, &queries, SEEDS, 0, &mut scratch)
+                .expect("seeds")
+        })
+    });
+    group.bench_function("fast-one-at-a-time", |b| {
+        b.iter(|| {
+            for query in queries.chunks_exact(QUERY_DIM) {
+                sampler
+                    .sample(&fast, query, SEEDS, 0, &mut scratch)
+                    .expect("seeds");
+            }
+        })
+    });
+    group.finish();
 }
 
 criterion_group! {

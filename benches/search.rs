@@ -1,12 +1,13 @@
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items.
 //! Retrieval benches: exact flat search of one query's 32 seeds and of a batch over a 55,525 ×
 //! 128 clustered catalogue (the size of jamendo-tags), HNSW search at several ef over 20,000
-//! items (its build is slow; BENCHMARKS.md and benches/peers compare it at full size), and
-//! the fusion of 32 per-seed lists.
+//! items, batched and one query per call (its build is slow; BENCHMARKS.md and benches/peers
+//! compare it at full size), and the fusion of 32 per-seed lists.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use diff4steer_benches::workload::{clustered_catalogue, unit_rows, CATALOGUE_ITEMS, TARGET_DIM};
 use diff4steer_index::{fuse, FlatIndex, Fusion, HnswConfig, HnswIndex, Similarity, VectorIndex};
+use std::hint::black_box;
 
 fn flat(c: &mut Criterion) {
     let catalogue = clustered_catalogue(CATALOGUE_ITEMS, TARGET_DIM, 200, 3);
@@ -52,6 +53,15 @@ fn hnsw(c: &mut Criterion) {
         index.set_ef_search(ef);
         group.bench_with_input(BenchmarkId::new("ef", ef), &ef, |b, _| {
             b.iter(|| index.search(&queries, 10).expect("hits"))
+        });
+        // The same queries one call each: the per-query path a server answering one request at
+        // a time takes (no batch to spread over threads, scratch reused per thread).
+        group.bench_with_input(BenchmarkId::new("ef-one-at-a-time", ef), &ef, |b, _| {
+            b.iter(|| {
+                for query in queries.chunks_exact(TARGET_DIM) {
+                    black_box(index.search(query, 10).expect("hits"));
+                }
+            })
         });
     }
     group.finish();

@@ -4,6 +4,7 @@
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
+use diff4steer_models::training::{PairData, TrainingConfig};
 use diff4steer_models::{DiffusionPrior, DiffusionPriorConfig, ResMlpConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -85,4 +86,40 @@ pub fn clustered_catalogue(n: usize, dim: usize, clusters: usize, seed: u64) -> 
         row.iter_mut().for_each(|v| *v /= norm);
     }
     values
+}
+
+/// The training set of the training benches: 4,096 pairs of unit 384-d queries and 128-d targets
+/// (unit rows scaled by 11 and shifted by 0.3, so standardisation has work to do).
+pub fn training_pairs() -> PairData {
+    let n = 4096;
+    PairData::from_vecs(
+        unit_rows(n, QUERY_DIM, 11),
+        QUERY_DIM,
+        unit_rows(n, TARGET_DIM, 12)
+            .into_iter()
+            .map(|v| v * 11.0 + 0.3)
+            .collect(),
+        TARGET_DIM,
+    )
+    .expect("rows of the declared widths")
+}
+
+/// The reference prior's configuration at `width` × `depth` (untrained; what the training
+/// benches train).
+pub fn prior_config(width: usize, depth: usize) -> DiffusionPriorConfig {
+    DiffusionPriorConfig::new(TARGET_DIM, QUERY_DIM)
+        .with_network(ResMlpConfig::new().with_width(width).with_depth(depth))
+}
+
+/// The CLI's training recipe (EDM loss, condition dropout 0.1, AdamW with warm-up and cosine
+/// decay, clipping, EMA) for `steps` steps of `batch` pairs, seed 3, without checkpoints,
+/// validation or progress output.
+pub fn training_recipe(steps: usize, batch: usize) -> TrainingConfig {
+    TrainingConfig::new()
+        .with_steps(steps)
+        .with_batch_size(batch)
+        .with_checkpoint_every(0)
+        .with_validate_every(0)
+        .with_seed(3)
+        .with_progress(false)
 }

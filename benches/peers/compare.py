@@ -42,6 +42,8 @@ def make_forward(xp, p, m, silu, layer_norm, concat):
         vector = linear(silu(linear(features, "noise_in")), "noise_out")
         vector = silu(vector + linear(q_eff, "query_projection"))
         h = linear(c_in * x, "input")
+        if "query_input.weight" in p:  # the query also enters the input layer (query_to_input)
+            h = h + linear(q_eff, "query_input")
         for i in range(depth):
             b = f"blocks.{i}."
             y = linear(silu(layer_norm(h, b + "norm_in")), b + "linear_in")
@@ -62,15 +64,17 @@ def make_sampler(xp, forward, m, p, concat_rows):
     w = float(m["guidance"])
     k = m["seeds_per_query"]
 
-    def sample(query, noise):
+    def sample(queries, noise):
+        """queries [n, Q], noise [n·k, T]: n queries' k seeds each, in one batch per step."""
         x = noise * np.float32(sigmas[0])
-        q_eff = concat_rows([xp.broadcast_to(query, (k, query.shape[-1])),
-                             xp.broadcast_to(p["null_query"], (k, query.shape[-1]))])
+        n = queries.shape[0]
+        q_eff = concat_rows([xp.repeat(queries, k, 0),
+                             xp.broadcast_to(p["null_query"].reshape(1, -1), (n * k, queries.shape[-1]))])
 
         def guided(x, s):
-            sig = xp.full((2 * k, 1), np.float32(s))
+            sig = xp.full((2 * n * k, 1), np.float32(s))
             d = forward(concat_rows([x, x]), sig, q_eff)
-            return d[:k] * np.float32(1 + w) + d[k:] * np.float32(-w)
+            return d[:n * k] * np.float32(1 + w) + d[n * k:] * np.float32(-w)
 
         for s, s_next in zip(sigmas[:-2], sigmas[1:-1]):
             den = guided(x, s)
@@ -120,6 +124,10 @@ def torch_peer(p_np, m):
             return a.reshape(1, -1).expand(*shape)
 
         @staticmethod
+        def repeat(a, count, axis):
+            return torch.repeat_interleave(a, count, dim=axis)
+
+        @staticmethod
         def full(shape, v):
             return torch.full(shape, float(v))
 
@@ -145,6 +153,7 @@ class Ours:
                                      stdout=subprocess.PIPE, text=True)
         ready = json.loads(self.proc.stdout.readline())
         self.threads = ready["threads"]
+        self.hnsw_build_s = ready["hnsw_build_s"]
 
     def ask(self, command):
         self.proc.stdin.write(command + "\n")
@@ -175,12 +184,42 @@ def scaled_error(a, b):
     return float(np.max(np.abs(a - b) / np.maximum(np.maximum(np.abs(a), np.abs(b)), 1.0)))
 
 
+def train_section(args, record, repeats):
+    """Training steps/s of ours (`train-speed`: train_prior's CPU path) and of PyTorch
+    (torch_prior.py: the same network, loss, AdamW, clipping and EMA on the same kind of data),
+    each in a fresh process, alternately, at 512×4 and 256×3, batch 256 and 1024, on 1 and 2
+    threads. Recorded as milliseconds per step."""
+    torch_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "torch_prior.py")
+
+    def steps_per_s(command, threads):
+        env = dict(os.environ, RAYON_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+        out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])["steps_per_s"]
+
+    for width, depth in ((512, 4), (256, 3)):
+        for batch in (256, 1024):
+            # About five seconds of timed steps for each at the speeds measured on 2 cores.
+            steps = max(8, (40 if width == 512 else 120) * 256 // batch)
+            shape = ["--width", str(width), "--depth", str(depth), "--batch", str(batch),
+                     "--steps", str(steps), "--warmup", "3"]
+            for threads in (1, 2):
+                name = f"train{width}x{depth}b{batch}t{threads}"
+                for _ in range(repeats):
+                    ours = steps_per_s([args.ours, "train-speed", "--backend", "cpu"] + shape, threads)
+                    record(f"{name}/ours train_prior (ms/step)", [1e3 / ours])
+                    torch_rate = steps_per_s([sys.executable, torch_script, "train", "--device", "cpu",
+                                              "--threads", str(threads)] + shape, threads)
+                    record(f"{name}/PyTorch (ms/step)", [1e3 / torch_rate])
+                print(f"{name} done", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dir", required=True)
     ap.add_argument("--ours", required=True)
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--sections", default="sample,forward,flat,hnsw")
+    ap.add_argument("--sections", default="sgemm,sample,sample64,forward,flat,hnsw",
+                    help="comma-separated; `train` (training steps/s, ~25 min) is not in the default")
     ap.add_argument("--json", default=None, help="write all measurements here")
     args = ap.parse_args()
     sections = set(args.sections.split(","))
@@ -205,8 +244,11 @@ def main():
     ours_seeds = load(d, "seeds").reshape(nq, k, T)
     for peer in peers:
         e_fwd = scaled_error(peer["forward"](check_x, sig, q_eff), check_d)
-        e_seeds = max(scaled_error(peer["sample"](queries[i], noise[i * k:(i + 1) * k]), ours_seeds[i])
+        e_seeds = max(scaled_error(peer["sample"](queries[i:i + 1], noise[i * k:(i + 1) * k]), ours_seeds[i])
                       for i in range(nq))
+        # All queries in one batch: the same seeds as one at a time.
+        e_batch = scaled_error(peer["sample"](queries, noise), ours_seeds.reshape(nq * k, T))
+        e_seeds = max(e_seeds, e_batch)
         ok = e_fwd <= 1e-4 and e_seeds <= 1e-4
         print(f"agreement {peer['name']}: denoiser max error {e_fwd:.2e}, {nq}×{k} seeds after "
               f"{2 * (len(m['sigmas']) - 1) - 1} evaluations max error {e_seeds:.2e} -> {'OK' if ok else 'FAIL'}")
@@ -244,9 +286,21 @@ def main():
             record("sample/ours fast", ours.ask("sample fast 5")["ms"])
             for peer in peers:
                 record(f"sample/{peer['name']}",
-                       time_calls(lambda i: peer["sample"](queries[i % nq], noise[(i % nq) * k:(i % nq + 1) * k]), 5))
+                       time_calls(lambda i: peer["sample"](queries[i % nq:i % nq + 1],
+                                                           noise[(i % nq) * k:(i % nq + 1) * k]), 5))
             if rep < 2:
                 record("sample/ours burn (flex)", ours.ask("sample burn 2")["ms"])
+        if "sample64" in sections:
+            # 64 queries sampled together (4,096 network rows per evaluation).
+            q64, n64 = np.resize(queries, (64, Q)), np.resize(noise, (64 * k, T))
+            record("sample64/ours fast", ours.ask("sample batch 64 2")["ms"])
+            for peer in peers:
+                record(f"sample64/{peer['name']}", time_calls(lambda i: peer["sample"](q64, n64), 2))
+        if "sgemm" in sections:
+            # The machine's GEMM rate: 2048³ single precision, all cores.
+            a = np.resize(np.arange(7, dtype=np.float32) * 0.1, (2048, 2048))
+            record("sgemm2048/ours gemm crate", ours.ask("sgemm 2048 5")["ms"])
+            record("sgemm2048/numpy (OpenBLAS)", time_calls(lambda i: a @ a, 5))
         if "forward" in sections:
             for rows in (64, 1024):
                 record(f"forward{rows}/ours fast", ours.ask(f"forward fast {rows} 10")["ms"])
@@ -278,8 +332,9 @@ def main():
         hl.set_num_threads(os.cpu_count())
         hl.add_items(catalogue)
         hnswlib_build = time.perf_counter() - t
-        results["hnsw_build_s"] = {"faiss": faiss_build, "hnswlib": hnswlib_build}
-        print(f"HNSW builds (M 32, efConstruction 200): faiss {faiss_build:.1f} s, hnswlib {hnswlib_build:.1f} s")
+        results["hnsw_build_s"] = {"ours": ours.hnsw_build_s, "faiss": faiss_build, "hnswlib": hnswlib_build}
+        print(f"HNSW builds (M 32, efConstruction 200): ours {ours.hnsw_build_s:.1f} s, "
+              f"faiss {faiss_build:.1f} s, hnswlib {hnswlib_build:.1f} s")
 
         def recall(found):
             return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]))
@@ -293,12 +348,33 @@ def main():
                 record(f"hnsw{ef}/faiss IndexHNSWFlat", time_calls(lambda i: fh.search(hq, 10), 3))
                 hl.set_ef(ef)
                 record(f"hnsw{ef}/hnswlib", time_calls(lambda i: hl.knn_query(hq, k=10), 3))
+            # One query per call, one thread: a service answering queries as they come.
+            faiss.omp_set_num_threads(1)
+            hl.set_num_threads(1)
+            for rep in range(r):
+                reply = ours.ask(f"hnsw-single {ef} 1")
+                record(f"hnsw{ef}single/ours HnswIndex", reply["ms"])
+                results["recall"][f"hnsw{ef}single/ours HnswIndex"] = reply["recall"]
+                fh.hnsw.efSearch = ef
+                record(f"hnsw{ef}single/faiss IndexHNSWFlat",
+                       time_calls(lambda i: [fh.search(q[None], 10) for q in hq], 1))
+                hl.set_ef(ef)
+                record(f"hnsw{ef}single/hnswlib", time_calls(lambda i: [hl.knn_query(q[None], k=10) for q in hq], 1))
+            faiss.omp_set_num_threads(os.cpu_count())
+            hl.set_num_threads(os.cpu_count())
+            for suffix in ("", "single"):
+                fh.hnsw.efSearch = ef
+                results["recall"][f"hnsw{ef}{suffix}/faiss IndexHNSWFlat"] = recall(fh.search(hq, 10)[1])
+                hl.set_ef(ef)
+                results["recall"][f"hnsw{ef}{suffix}/hnswlib"] = recall(hl.knn_query(hq, k=10)[0])
             fh.hnsw.efSearch = ef
-            results["recall"][f"hnsw{ef}/faiss IndexHNSWFlat"] = recall(fh.search(hq, 10)[1])
             hl.set_ef(ef)
             results["recall"][f"hnsw{ef}/hnswlib"] = recall(hl.knn_query(hq, k=10)[0])
         results["hnsw_queries"] = int(hq.shape[0])
     ours.close()
+
+    if "train" in sections:
+        train_section(args, record, r)
 
     # ------------------------------------------------------------ report
     print("\n| workload | implementation | median ms | speed-up of ours (peer/ours) | notes |")

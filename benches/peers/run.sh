@@ -3,7 +3,8 @@
 # PyTorch, faiss-cpu, hnswlib), exports the reference workload and runs compare.py, which checks
 # agreement first and then times ours and each peer alternately in the same run.
 #
-#   bash benches/peers/run.sh [--repeats 5] [--sections sample,forward,flat,hnsw]
+#   bash benches/peers/run.sh [--repeats 5] [--sections sgemm,sample,sample64,forward,flat,hnsw]
+#   PEERS_ITEMS=100000 PEERS_WORKLOAD=target/peers-100k bash benches/peers/run.sh --sections hnsw
 #
 # PEERS_VENV (default target/peers-venv) keeps the venv between runs (PyTorch's wheel is large).
 set -euo pipefail
@@ -18,5 +19,5 @@ fi
 cargo build --release -p diff4steer-benches --bin diff4steer-peers
 OURS=target/release/diff4steer-peers
 DIR="${PEERS_WORKLOAD:-target/peers-workload}"
-"$OURS" export --dir "$DIR"
+"$OURS" export --dir "$DIR" --items "${PEERS_ITEMS:-55525}"
 "$VENV/bin/python" benches/peers/compare.py --dir "$DIR" --ours "$OURS" "$@"

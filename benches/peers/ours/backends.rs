@@ -22,14 +22,17 @@ use burn::optim::GradientsParams;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
-use diff4steer_benches::workload::{reference_prior, unit_rows, QUERY_DIM, TARGET_DIM};
+use diff4steer_benches::workload::{
+    prior_config, reference_prior, training_pairs, training_recipe, unit_rows, QUERY_DIM,
+    TARGET_DIM,
+};
 use diff4steer_core::karras;
 use diff4steer_core::tensor_util::{matrix_from_host, to_host_f32};
 use diff4steer_core::LinearGuidance;
 use diff4steer_models::backend::CpuBackend;
 use diff4steer_models::fast::FastPrior;
 use diff4steer_models::retrieval::{HostPrior, RetrievalRequest, SeedSampler};
-use diff4steer_models::training::{train_prior, Batch, PairData, TrainableModel, TrainingConfig};
+use diff4steer_models::training::{train_prior, Batch, TrainableModel};
 use diff4steer_models::{
     DiffusionPrior, DiffusionPriorConfig, PriorSeeds, ResMlpConfig, Sampler, SamplerKind,
     SeedGenerator,
@@ -65,46 +68,13 @@ pub struct BackendArgs {
     pub autodiff: bool,
 }
 
-/// Synthetic training pairs of the reference shapes.
-fn pairs() -> Result<PairData> {
-    let n = 4096;
-    Ok(PairData::from_vecs(
-        unit_rows(n, QUERY_DIM, 11),
-        QUERY_DIM,
-        unit_rows(n, TARGET_DIM, 12)
-            .into_iter()
-            .map(|v| v * 11.0 + 0.3)
-            .collect(),
-        TARGET_DIM,
-    )?)
-}
-
-fn config(args: &BackendArgs) -> DiffusionPriorConfig {
-    DiffusionPriorConfig::new(TARGET_DIM, QUERY_DIM).with_network(
-        ResMlpConfig::new()
-            .with_width(args.width)
-            .with_depth(args.depth),
-    )
-}
-
-fn training(steps: usize, batch: usize) -> TrainingConfig {
-    TrainingConfig::new()
-        .with_host_gradients(true)
-        .with_steps(steps)
-        .with_batch_size(batch)
-        .with_checkpoint_every(0)
-        .with_validate_every(0)
-        .with_seed(3)
-        .with_progress(false)
-}
-
 /// Steps/s of `train_prior` on B, the first losses of a short run.
 fn train_on<B: Backend>(args: &BackendArgs, device: &B::Device) -> Result<(f64, Vec<f64>)> {
-    let data = pairs()?;
+    let data = training_pairs();
     // Warm-up run (kernels compiled and tuned), then the timed run from scratch.
-    let recipe = |steps| training(steps, args.batch).with_host_gradients(!args.autodiff);
+    let recipe = |steps| training_recipe(steps, args.batch).with_host_gradients(!args.autodiff);
     train_prior::<Autodiff<B>>(
-        &config(args),
+        &prior_config(args.width, args.depth),
         &recipe(args.warmup.max(1)),
         &data,
         None,
@@ -114,7 +84,7 @@ fn train_on<B: Backend>(args: &BackendArgs, device: &B::Device) -> Result<(f64, 
     B::sync(device)?;
     let started = Instant::now();
     let (_, _, report) = train_prior::<Autodiff<B>>(
-        &config(args),
+        &prior_config(args.width, args.depth),
         &recipe(args.steps),
         &data,
         None,
@@ -256,8 +226,16 @@ fn check_seeds<B: Backend>(args: &BackendArgs, device: &B::Device) -> Result<Vec
 fn check_losses<B: Backend>(args: &BackendArgs, device: &B::Device) -> Result<Vec<f64>> {
     let prior = reference_on::<Autodiff<B>>(args, 0.0, device)?;
     let mut rng = Batch::<Autodiff<B>>::step_rng(3, 0);
-    let training = training(1, 64);
-    let batch = Batch::<Autodiff<B>>::draw(&pairs()?, None, 64, false, &training, &mut rng, device);
+    let training = training_recipe(1, 64);
+    let batch = Batch::<Autodiff<B>>::draw(
+        &training_pairs(),
+        None,
+        64,
+        false,
+        &training,
+        &mut rng,
+        device,
+    );
     let loss = prior.loss(&batch)?;
     let value = f64::from(to_host_f32(loss.clone())?[0]);
     let grads = GradientsParams::from_grads(loss.backward(), &prior);

@@ -41,6 +41,9 @@ pub struct ExportArgs {
     /// Distinct queries.
     #[arg(long, default_value_t = 8)]
     pub queries: usize,
+    /// Catalogue items (clustered, unit norm; the default is jamendo-tags' size).
+    #[arg(long, default_value_t = CATALOGUE_ITEMS)]
+    pub items: usize,
     /// Queries of the HNSW comparison (noisy catalogue items).
     #[arg(long, default_value_t = 1000)]
     pub hnsw_queries: usize,
@@ -113,7 +116,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
     write(dir, "seeds", &seeds, TARGET_DIM)?;
 
     // The catalogue, our exact neighbours of every seed, and the HNSW queries.
-    let catalogue = clustered_catalogue(CATALOGUE_ITEMS, TARGET_DIM, 200, args.seed + 3);
+    let catalogue = clustered_catalogue(args.items, TARGET_DIM, 200, args.seed + 3);
     write(dir, "catalogue", &catalogue, TARGET_DIM)?;
     let flat = FlatIndex::from_rows(TARGET_DIM, Similarity::InnerProduct, &catalogue)?;
     let hits = flat.search(&seeds, 10)?;
@@ -129,7 +132,7 @@ pub fn run(args: &ExportArgs) -> Result<()> {
         "width": args.width, "depth": args.depth, "target_dim": TARGET_DIM, "query_dim": QUERY_DIM,
         "sigma_data": fast.sigma_data(), "seeds_per_query": k, "queries": q, "guidance": args.guidance,
         "sampler": "heun", "sigmas": sigmas.as_slice(), "check_sigma": 2.0, "seed": args.seed,
-        "catalogue_items": CATALOGUE_ITEMS, "k": 10, "tensors": names,
+        "catalogue_items": args.items, "k": 10, "tensors": names,
     });
     fs::write(
         dir.join("manifest.json"),

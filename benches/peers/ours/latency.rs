@@ -1,6 +1,8 @@
 //! `latency`: the real-time query path end to end through the front door, `GenerativeRetriever`
 //! — one query → k seeds (host sampler, CFG) → exact search of the catalogue → reciprocal-rank
-//! fusion to a top 10 — timed per query (p50/p99), and as throughput with queries batched.
+//! fusion to a top 10 — timed per query (p50/p99), as throughput with queries batched, and under
+//! concurrent callers (`--clients 1,8,64`: that many threads share one retriever, each answering
+//! its own queries one call at a time; p50/p99 per query and the throughput of all together).
 
 use std::time::Instant;
 
@@ -45,6 +47,10 @@ pub struct LatencyArgs {
     /// Queries per call in the throughput run (0 = skip it).
     #[arg(long, default_value_t = 32)]
     pub batch: usize,
+    /// Concurrent callers to measure, comma-separated (empty = skip); each level answers
+    /// `--queries` queries in all.
+    #[arg(long, value_delimiter = ',')]
+    pub clients: Vec<usize>,
 }
 
 /// Fused top 10 of each of `queries` (rows of QUERY_DIM) through the front door.
@@ -64,10 +70,10 @@ pub fn run(args: &LatencyArgs) -> Result<()> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()?;
-    pool.install(|| measure(args))
+    pool.install(|| measure(args, &pool))
 }
 
-fn measure(args: &LatencyArgs) -> Result<()> {
+fn measure(args: &LatencyArgs, pool: &rayon::ThreadPool) -> Result<()> {
     let kind: SamplerKind = args.sampler.parse()?;
     let prior = reference_prior::<B>(args.width, args.depth, 0);
     let retriever = GenerativeRetriever::builder(Box::new(HostPrior::from_prior(&prior)?))
@@ -121,6 +127,59 @@ fn measure(args: &LatencyArgs) -> Result<()> {
         "p50_ms": percentile(&ms, 50.0), "p99_ms": percentile(&ms, 99.0),
         "mean_ms": ms.iter().sum::<f64>() / ms.len() as f64,
         "batch": args.batch, "batched_queries_per_s": throughput,
+    });
+    println!("{report}");
+    for &clients in &args.clients {
+        concurrent(&retriever, &queries, args, clients, pool)?;
+    }
+    Ok(())
+}
+
+/// `clients` threads share `retriever`, each taking the next query from a shared counter and
+/// answering it alone; prints p50/p99 per query and the throughput of all of them together.
+fn concurrent(
+    retriever: &GenerativeRetriever,
+    queries: &[f32],
+    args: &LatencyArgs,
+    clients: usize,
+    pool: &rayon::ThreadPool,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let next = AtomicUsize::new(0);
+    let all_ms = Mutex::new(Vec::with_capacity(args.queries));
+    let started = Instant::now();
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..clients.max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= args.queries {
+                            return Ok(());
+                        }
+                        let query = &queries[i * QUERY_DIM..(i + 1) * QUERY_DIM];
+                        let t = Instant::now();
+                        pool.install(|| answer(retriever, query, i as u64))?;
+                        let ms = t.elapsed().as_secs_f64() * 1e3;
+                        all_ms.lock().expect("no worker panics").push(ms);
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("no worker panics")?;
+        }
+        Ok(())
+    })?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut ms = all_ms.into_inner().expect("no worker panics");
+    ms.sort_by(f64::total_cmp);
+    let report = serde_json::json!({
+        "width": args.width, "depth": args.depth, "sampler": args.sampler, "steps": args.steps,
+        "seeds": args.seeds, "threads": pool.current_num_threads(), "clients": clients,
+        "queries": ms.len(), "p50_ms": percentile(&ms, 50.0), "p99_ms": percentile(&ms, 99.0),
+        "queries_per_s": ms.len() as f64 / seconds,
     });
     println!("{report}");
     Ok(())

@@ -3,10 +3,14 @@
 //!
 //! - `sample fast N` / `sample burn N`: N single-query trajectories (k seeds, the exported
 //!   sampler with CFG) through the host path / the burn model;
+//! - `sample batch Q N`: N trajectories of Q queries sampled together on the host path (one
+//!   GEMM per layer over all their seeds);
+//! - `sgemm D N`: N products of two D × D matrices on rayon's pool (the machine's GEMM rate);
 //! - `forward fast B N` / `forward burn B N`: N denoiser calls on B rows (half conditional, half
 //!   null, one query);
 //! - `flat N`: N exact searches of one query's k seeds (top 10) over the catalogue;
 //! - `hnsw EF N`: N batched HNSW searches of the HNSW queries at ef_search EF, with recall@10;
+//! - `hnsw-single EF N`: the same queries one `search` call each, on the calling thread;
 //! - `fuse N`: N reciprocal-rank fusions of one query's per-seed lists (depth 100) to a top 10;
 //! - `quit`.
 
@@ -20,6 +24,7 @@ use diff4steer_benches::workload::{reference_prior, QUERY_DIM, TARGET_DIM};
 use diff4steer_core::tensor_util::to_host_f32;
 use diff4steer_core::{Conditioning, Denoiser, LinearGuidance, Sigmas};
 use diff4steer_eval::io::npy::read_f32_matrix;
+use diff4steer_index::dense::{matmul, RightLayout, Threads};
 use diff4steer_index::{
     fuse, FlatIndex, Fusion, Hit, HnswConfig, HnswIndex, Similarity, VectorIndex,
 };
@@ -47,6 +52,7 @@ struct Workload {
     check_x: Vec<f32>,
     flat: FlatIndex,
     hnsw: HnswIndex,
+    hnsw_build_s: f64,
     hnsw_queries: Vec<f32>,
     hnsw_truth: Vec<Vec<Hit>>,
 }
@@ -78,7 +84,8 @@ impl Workload {
             HnswConfig::default(),
             &catalogue,
         )?;
-        eprintln!("our HNSW built in {:.1} s", started.elapsed().as_secs_f64());
+        let hnsw_build_s = started.elapsed().as_secs_f64();
+        eprintln!("our HNSW built in {hnsw_build_s:.1} s");
         let flat = FlatIndex::from_rows(TARGET_DIM, Similarity::InnerProduct, &catalogue)?;
         let hnsw_queries = matrix(dir, "hnsw_queries")?;
         let hnsw_truth = flat.search(&hnsw_queries, 10)?;
@@ -93,6 +100,7 @@ impl Workload {
             check_x: matrix(dir, "check_x")?,
             flat,
             hnsw,
+            hnsw_build_s,
             hnsw_queries,
             hnsw_truth,
         };
@@ -162,6 +170,33 @@ fn answer(w: &Workload, words: &[&str], scratch: &mut FastScratch) -> Result<ser
             let sampler = FastSampler::new(SamplerKind::Heun, w.sigmas.clone(), w.guidance)?;
             let ms = time(n(2)?, |i| {
                 sampler.sample(&w.fast, w.query(i), k, i as u64, scratch)?;
+                Ok(())
+            })?;
+            serde_json::json!({ "ms": ms })
+        }
+        ["sample", "batch", ..] => {
+            let sampler = FastSampler::new(SamplerKind::Heun, w.sigmas.clone(), w.guidance)?;
+            let queries: Vec<f32> = (0..n(2)?).flat_map(|q| w.query(q).to_vec()).collect();
+            let ms = time(n(3)?, |i| {
+                sampler.sample(&w.fast, &queries, k, i as u64, scratch)?;
+                Ok(())
+            })?;
+            serde_json::json!({ "ms": ms })
+        }
+        ["sgemm", ..] => {
+            let d = n(1)?;
+            let a: Vec<f32> = (0..d * d).map(|i| (i % 7) as f32 * 0.1).collect();
+            let mut c = vec![0.0f32; d * d];
+            let ms = time(n(2)?, |_| {
+                matmul(
+                    &mut c,
+                    &a,
+                    &a,
+                    (d, d, d),
+                    RightLayout::RowMajor,
+                    false,
+                    Threads::Pool,
+                )?;
                 Ok(())
             })?;
             serde_json::json!({ "ms": ms })
@@ -236,6 +271,22 @@ fn answer(w: &Workload, words: &[&str], scratch: &mut FastScratch) -> Result<ser
             })?;
             serde_json::json!({ "ms": ms, "recall": recall, "queries": w.hnsw_truth.len() })
         }
+        ["hnsw-single", ..] => {
+            let ef: usize = n(1)?;
+            let mut index = w.hnsw.clone();
+            index.set_ef_search(ef);
+            let mut recall = 0.0;
+            let ms = time(n(2)?, |_| {
+                let got = w
+                    .hnsw_queries
+                    .chunks_exact(TARGET_DIM)
+                    .map(|q| Ok(index.search(q, 10)?.swap_remove(0)))
+                    .collect::<Result<Vec<_>>>()?;
+                recall = recall_at_10(&got, &w.hnsw_truth);
+                Ok(())
+            })?;
+            serde_json::json!({ "ms": ms, "recall": recall, "queries": w.hnsw_truth.len() })
+        }
         ["fuse", ..] => {
             let lists = w.flat.search(&w.seeds[..k * TARGET_DIM], 100)?;
             let ms = time(n(1)?, |_| {
@@ -268,7 +319,11 @@ pub fn run(args: &ServeArgs) -> Result<()> {
     writeln!(
         out,
         "{}",
-        serde_json::json!({ "ready": true, "threads": rayon::current_num_threads() })
+        serde_json::json!({
+            "ready": true,
+            "threads": rayon::current_num_threads(),
+            "hnsw_build_s": workload.hnsw_build_s,
+        })
     )?;
     out.flush()?;
     let mut scratch = FastScratch::default();
