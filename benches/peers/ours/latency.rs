@@ -65,43 +65,58 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Runs the measurement and prints one JSON line.
+/// Runs the measurements and prints one JSON line for each.
 pub fn run(args: &LatencyArgs) -> Result<()> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)
         .build()?;
-    pool.install(|| measure(args, &pool))
+    let retriever = pool.install(|| front_door(args))?;
+    let queries = unit_rows(args.queries.max(args.batch), QUERY_DIM, 1);
+    pool.install(|| measure(args, &retriever, &queries))?;
+    // The callers are threads of their own (as a server's request handlers would be), outside
+    // the pool whose threads do the work.
+    for &clients in &args.clients {
+        concurrent(&retriever, &queries, args, clients, &pool)?;
+    }
+    Ok(())
 }
 
-fn measure(args: &LatencyArgs, pool: &rayon::ThreadPool) -> Result<()> {
+/// The reference prior, exact search of the clustered catalogue and reciprocal-rank fusion.
+fn front_door(args: &LatencyArgs) -> Result<GenerativeRetriever> {
     let kind: SamplerKind = args.sampler.parse()?;
     let prior = reference_prior::<B>(args.width, args.depth, 0);
-    let retriever = GenerativeRetriever::builder(Box::new(HostPrior::from_prior(&prior)?))
-        .sampler_kind(kind, args.steps)?
-        .search(SearchSettings {
-            index: IndexChoice::Flat,
-            similarity: Similarity::InnerProduct,
-            preprocessing: Preprocessing::None,
-            fusion: Fusion::ReciprocalRank { c: 60.0 },
-        })
-        .catalogue(clustered_catalogue(CATALOGUE_ITEMS, TARGET_DIM, 200, 3))
-        .defaults(
-            RetrievalRequest::new()
-                .seeds_per_query(args.seeds)
-                .guidance(args.guidance),
-        )
-        .build()?;
+    Ok(
+        GenerativeRetriever::builder(Box::new(HostPrior::from_prior(&prior)?))
+            .sampler_kind(kind, args.steps)?
+            .search(SearchSettings {
+                index: IndexChoice::Flat,
+                similarity: Similarity::InnerProduct,
+                preprocessing: Preprocessing::None,
+                fusion: Fusion::ReciprocalRank { c: 60.0 },
+            })
+            .catalogue(clustered_catalogue(CATALOGUE_ITEMS, TARGET_DIM, 200, 3))
+            .defaults(
+                RetrievalRequest::new()
+                    .seeds_per_query(args.seeds)
+                    .guidance(args.guidance),
+            )
+            .build()?,
+    )
+}
+
+/// One query at a time (p50/p99), then batches of `--batch` queries (throughput).
+fn measure(args: &LatencyArgs, retriever: &GenerativeRetriever, queries: &[f32]) -> Result<()> {
+    let kind: SamplerKind = args.sampler.parse()?;
     let evaluations = kind.evaluations(args.steps);
-    let queries = unit_rows(args.queries.max(args.batch), QUERY_DIM, 1);
     // Warm-up: page in the catalogue, grow the buffers.
     for i in 0..5 {
-        answer(&retriever, &queries[i * QUERY_DIM..(i + 1) * QUERY_DIM], 0)?;
+        answer(retriever, &queries[i * QUERY_DIM..(i + 1) * QUERY_DIM], 0)?;
     }
     let mut ms = Vec::with_capacity(args.queries);
     for i in 0..args.queries {
         let started = Instant::now();
         answer(
-            &retriever,
+            retriever,
             &queries[i * QUERY_DIM..(i + 1) * QUERY_DIM],
             i as u64,
         )?;
@@ -111,11 +126,11 @@ fn measure(args: &LatencyArgs, pool: &rayon::ThreadPool) -> Result<()> {
     let mut throughput = serde_json::Value::Null;
     if args.batch > 0 {
         let batch = &queries[..args.batch * QUERY_DIM];
-        answer(&retriever, batch, 0)?;
+        answer(retriever, batch, 0)?;
         let rounds = (args.queries / args.batch).clamp(3, 20);
         let started = Instant::now();
         for r in 0..rounds {
-            answer(&retriever, batch, r as u64)?;
+            answer(retriever, batch, r as u64)?;
         }
         let seconds = started.elapsed().as_secs_f64();
         throughput = serde_json::json!((rounds * args.batch) as f64 / seconds);
@@ -129,9 +144,6 @@ fn measure(args: &LatencyArgs, pool: &rayon::ThreadPool) -> Result<()> {
         "batch": args.batch, "batched_queries_per_s": throughput,
     });
     println!("{report}");
-    for &clients in &args.clients {
-        concurrent(&retriever, &queries, args, clients, pool)?;
-    }
     Ok(())
 }
 

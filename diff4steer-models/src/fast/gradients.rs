@@ -536,7 +536,12 @@ impl PriorGradients {
         );
         let mut g = match pool.grads.take() {
             Some(mut g) => {
-                g.tensors_mut().into_iter().for_each(|t| t.fill(0.0));
+                g.tensors_mut()
+                    .into_iter()
+                    .flat_map(|t| t.chunks_mut(1 << 14))
+                    .collect::<Vec<_>>()
+                    .into_par_iter()
+                    .for_each(|t| t.fill(0.0));
                 g
             }
             None => p.zeros_like(),

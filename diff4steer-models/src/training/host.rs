@@ -112,6 +112,21 @@ impl<B: Backend> ModuleMapper<B> for Overwrite<'_> {
     }
 }
 
+/// Values per task in the clipping norm and the AdamW/EMA update: the work is cut into chunks
+/// of this many values of a tensor, independent of the thread count.
+const UPDATE_CHUNK: usize = 1 << 14;
+
+/// Σv² of `values` in sixteen f32 lanes (so that the loop vectorises), returned in f64.
+fn sum_of_squares(values: &[f32]) -> f64 {
+    let mut lanes = [0.0f32; 16];
+    let mut groups = values.chunks_exact(16);
+    for group in &mut groups {
+        lanes.iter_mut().zip(group).for_each(|(l, v)| *l += v * v);
+    }
+    let tail: f32 = groups.remainder().iter().map(|v| v * v).sum();
+    lanes.iter().map(|&l| f64::from(l)).sum::<f64>() + f64::from(tail)
+}
+
 impl HostPriorTraining {
     /// The state of a run about to take its next step: `model` (raw weights), `optimizer`'s
     /// record (empty before the first step), and `ema`.
@@ -177,17 +192,19 @@ impl HostPriorTraining {
         use rayon::prelude::*;
         let (loss, mut gradients) = self.path.loss_and_gradients(batch, dropout_seed)?;
         let mut grads = gradients.parameters_mut();
-        // Global-norm clipping: each tensor's Σg² in f32, summed in f64 (as burn reads it back).
+        // Global-norm clipping: Σg² of fixed chunks in f32 lanes, the chunks' sums added in f64
+        // in order (the same bits on any number of threads).
         if self.grad_clip_norm > 0.0 {
-            let squared: f64 = grads
-                .iter()
-                .map(|g| f64::from(g.iter().map(|v| v * v).sum::<f32>()))
-                .sum();
-            let norm = squared.sqrt();
+            let chunks: Vec<&[f32]> = grads.iter().flat_map(|g| g.chunks(UPDATE_CHUNK)).collect();
+            let partial: Vec<f64> = chunks.into_par_iter().map(sum_of_squares).collect();
+            let norm = partial.iter().sum::<f64>().sqrt();
             if norm > self.grad_clip_norm {
                 let scale = (self.grad_clip_norm / norm) as f32;
                 grads
-                    .par_iter_mut()
+                    .iter_mut()
+                    .flat_map(|g| g.chunks_mut(UPDATE_CHUNK))
+                    .collect::<Vec<_>>()
+                    .into_par_iter()
                     .for_each(|g| g.iter_mut().for_each(|v| *v *= scale));
             }
         }
@@ -203,13 +220,26 @@ impl HostPriorTraining {
             let u = self.ema_updates as f64;
             self.ema_decay.min((1.0 + u) / (10.0 + u)) as f32
         };
-        self.path
-            .parameters_mut()
+        // Every tensor cut into fixed chunks, so that the two threads share the work evenly
+        // whatever the sizes of the tensors.
+        let mut parameters = self.path.parameters_mut();
+        let chunks: Vec<_> = parameters
+            .iter_mut()
+            .zip(grads.iter())
+            .zip(self.moment_1.iter_mut())
+            .zip(self.moment_2.iter_mut())
+            .zip(self.average.iter_mut())
+            .flat_map(|((((theta, g), m1), m2), avg)| {
+                theta
+                    .chunks_mut(UPDATE_CHUNK)
+                    .zip(g.chunks(UPDATE_CHUNK))
+                    .zip(m1.chunks_mut(UPDATE_CHUNK))
+                    .zip(m2.chunks_mut(UPDATE_CHUNK))
+                    .zip(avg.chunks_mut(UPDATE_CHUNK))
+            })
+            .collect();
+        chunks
             .into_par_iter()
-            .zip(grads.par_iter())
-            .zip(self.moment_1.par_iter_mut())
-            .zip(self.moment_2.par_iter_mut())
-            .zip(self.average.par_iter_mut())
             .for_each(|((((theta, g), m1), m2), avg)| {
                 // Zipped slices (no index checks), so that the loop vectorises.
                 let (keep_1, keep_2) = if first { (0.0, 0.0) } else { (BETA_1, BETA_2) };
@@ -227,6 +257,7 @@ impl HostPriorTraining {
                     *a = *a * ema_decay + *t * (1.0 - ema_decay);
                 }
             });
+        drop(parameters);
         drop(grads);
         self.path.recycle(gradients);
         self.ema_updates += 1;
