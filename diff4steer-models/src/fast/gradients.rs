@@ -23,7 +23,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::kernels::exp;
+use super::kernels::{exp, lane_dot, lane_sum, vectorised};
 use super::layers::{HostBlock, HostLayerNorm, HostLinear, LAYER_NORM_EPSILON};
 use crate::network::angular_frequencies;
 use crate::prior::DiffusionPrior;
@@ -337,31 +337,33 @@ fn layer_norm(
         .zip(out.par_chunks_mut(chunk))
         .zip(silu_chunks.into_par_iter())
         .for_each(|((((x, hat), rstd), out), silu)| {
-            for (i, ((row, h), o)) in x
-                .chunks_exact(w)
-                .zip(hat.chunks_exact_mut(w))
-                .zip(out.chunks_exact_mut(w))
-                .enumerate()
-            {
-                let mean = row.iter().sum::<f32>() / w as f32;
-                let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / w as f32;
-                let r = 1.0 / (var + LAYER_NORM_EPSILON).sqrt();
-                rstd[i] = r;
-                for (((hv, ov), &xv), (g, b)) in h
-                    .iter_mut()
-                    .zip(o.iter_mut())
-                    .zip(row)
-                    .zip(norm.gamma.iter().zip(&norm.beta))
+            vectorised(|| {
+                for (i, ((row, h), o)) in x
+                    .chunks_exact(w)
+                    .zip(hat.chunks_exact_mut(w))
+                    .zip(out.chunks_exact_mut(w))
+                    .enumerate()
                 {
-                    *hv = (xv - mean) * r;
-                    *ov = *hv * g + b;
-                }
-                if with_silu {
-                    for (sv, &ov) in silu[i * w..(i + 1) * w].iter_mut().zip(o.iter()) {
-                        *sv = ov * sigmoid(ov);
+                    let mean = lane_sum(row, |v| v) / w as f32;
+                    let var = lane_sum(row, |v| (v - mean) * (v - mean)) / w as f32;
+                    let r = 1.0 / (var + LAYER_NORM_EPSILON).sqrt();
+                    rstd[i] = r;
+                    for (((hv, ov), &xv), (g, b)) in h
+                        .iter_mut()
+                        .zip(o.iter_mut())
+                        .zip(row)
+                        .zip(norm.gamma.iter().zip(&norm.beta))
+                    {
+                        *hv = (xv - mean) * r;
+                        *ov = *hv * g + b;
+                    }
+                    if with_silu {
+                        for (sv, &ov) in silu[i * w..(i + 1) * w].iter_mut().zip(o.iter()) {
+                            *sv = ov * sigmoid(ov);
+                        }
                     }
                 }
-            }
+            })
         });
 }
 
@@ -395,30 +397,29 @@ fn layer_norm_backward(
         .zip(dy.par_chunks(chunk))
         .zip(dx.par_chunks_mut(chunk))
         .for_each(|(((hat, rstd), dy), dx)| {
-            let mut dhat = vec![0.0f32; w];
-            for (((h, &r), d), out) in hat
-                .chunks_exact(w)
-                .zip(rstd)
-                .zip(dy.chunks_exact(w))
-                .zip(dx.chunks_exact_mut(w))
-            {
-                let (mut m1, mut m2) = (0.0f32, 0.0f32);
-                for (((dh, &dv), &g), &hv) in dhat.iter_mut().zip(d).zip(&norm.gamma).zip(h) {
-                    *dh = dv * g;
-                    m1 += *dh;
-                    m2 += *dh * hv;
-                }
-                m1 /= w as f32;
-                m2 /= w as f32;
-                for ((o, &dh), &hv) in out.iter_mut().zip(&dhat).zip(h) {
-                    let v = r * (dh - m1 - hv * m2);
-                    if accumulate {
-                        *o += v;
-                    } else {
-                        *o = v;
+            vectorised(|| {
+                let mut dhat = vec![0.0f32; w];
+                for (((h, &r), d), out) in hat
+                    .chunks_exact(w)
+                    .zip(rstd)
+                    .zip(dy.chunks_exact(w))
+                    .zip(dx.chunks_exact_mut(w))
+                {
+                    for ((dh, &dv), &g) in dhat.iter_mut().zip(d).zip(&norm.gamma) {
+                        *dh = dv * g;
+                    }
+                    let m1 = lane_sum(&dhat, |v| v) / w as f32;
+                    let m2 = lane_dot(&dhat, h) / w as f32;
+                    for ((o, &dh), &hv) in out.iter_mut().zip(&dhat).zip(h) {
+                        let v = r * (dh - m1 - hv * m2);
+                        if accumulate {
+                            *o += v;
+                        } else {
+                            *o = v;
+                        }
                     }
                 }
-            }
+            })
         });
 }
 
@@ -660,17 +661,19 @@ impl PriorGradients {
                 .zip(c.dropped.par_chunks_mut(w))
                 .enumerate()
                 .for_each(|(i, (((ln2, film), pre), dropped))| {
-                    let (scale, shift) = film.split_at(w);
-                    for j in 0..w {
-                        let y = ln2[j] * (1.0 + scale[j]) + shift[j];
-                        pre[j] = y;
-                        dropped[j] = y * sigmoid(y);
-                    }
-                    if !mask.is_empty() {
-                        for (z, m) in dropped.iter_mut().zip(&mask[i * w..(i + 1) * w]) {
-                            *z *= m;
+                    vectorised(|| {
+                        let (scale, shift) = film.split_at(w);
+                        for j in 0..w {
+                            let y = ln2[j] * (1.0 + scale[j]) + shift[j];
+                            pre[j] = y;
+                            dropped[j] = y * sigmoid(y);
                         }
-                    }
+                        if !mask.is_empty() {
+                            for (z, m) in dropped.iter_mut().zip(&mask[i * w..(i + 1) * w]) {
+                                *z *= m;
+                            }
+                        }
+                    })
                 });
             linear(&block.linear_out, &c.dropped, &mut h, true);
             caches.push(c);
@@ -719,9 +722,11 @@ impl PriorGradients {
             .par_chunks_mut(w)
             .zip(out_ln.par_chunks(w))
             .for_each(|(d, v)| {
-                for (dv, &x) in d.iter_mut().zip(v) {
-                    *dv *= silu_derivative(x);
-                }
+                vectorised(|| {
+                    for (dv, &x) in d.iter_mut().zip(v) {
+                        *dv *= silu_derivative(x);
+                    }
+                })
             });
         let mut dh = pool.take(n * w);
         layer_norm_backward(
@@ -765,14 +770,16 @@ impl PriorGradients {
                 .zip(d_film.par_chunks_mut(2 * w))
                 .zip(dln2.par_chunks_mut(w))
                 .for_each(|(((((dz, pre), hat), film), d_film), dln2)| {
-                    let scale = &film[..w];
-                    let (d_scale, d_shift) = d_film.split_at_mut(w);
-                    for j in 0..w {
-                        let dy = dz[j] * silu_derivative(pre[j]);
-                        d_scale[j] = dy * (hat[j] * ng[j] + nb[j]);
-                        d_shift[j] = dy;
-                        dln2[j] = dy * (1.0 + scale[j]);
-                    }
+                    vectorised(|| {
+                        let scale = &film[..w];
+                        let (d_scale, d_shift) = d_film.split_at_mut(w);
+                        for j in 0..w {
+                            let dy = dz[j] * silu_derivative(pre[j]);
+                            d_scale[j] = dy * (hat[j] * ng[j] + nb[j]);
+                            d_shift[j] = dy;
+                            dln2[j] = dy * (1.0 + scale[j]);
+                        }
+                    })
                 });
             linear_backward(
                 &block.film,
@@ -804,9 +811,11 @@ impl PriorGradients {
                 .zip(ds.par_chunks(w))
                 .zip(c.ln1_out.par_chunks(w))
                 .for_each(|((d, s), a)| {
-                    for ((dv, &sv), &av) in d.iter_mut().zip(s).zip(a) {
-                        *dv = sv * silu_derivative(av);
-                    }
+                    vectorised(|| {
+                        for ((dv, &sv), &av) in d.iter_mut().zip(s).zip(a) {
+                            *dv = sv * silu_derivative(av);
+                        }
+                    })
                 });
             // dh_in = dh_out (the residual) + LN₁'s backward.
             layer_norm_backward(

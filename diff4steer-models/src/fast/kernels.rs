@@ -167,7 +167,7 @@ pub(crate) fn layer_norm_rows(
 
 /// Σ f(v) over `row` with [`LANES`] partial sums (vectorisable, and deterministic).
 #[inline(always)]
-fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+pub(crate) fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     let mut lanes = [0.0f32; LANES];
     let chunks = row.chunks_exact(LANES);
     let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
@@ -177,6 +177,34 @@ fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + tail
+}
+
+/// Σ a·b over two rows of equal length with [`LANES`] partial sums (vectorisable, deterministic).
+#[inline(always)]
+pub(crate) fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (ca, cb) in a_chunks.zip(b_chunks) {
+        for ((lane, &x), &y) in lanes.iter_mut().zip(ca).zip(cb) {
+            *lane += x * y;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// Runs `f` compiled for the best instruction set the CPU has (AVX-512, AVX2+FMA, …) through
+/// `pulp`'s runtime dispatch, so that the loops inlined into it vectorise to that width. The
+/// arithmetic is written out (no fused multiply-add unless written), so the bits do not depend on
+/// which one runs.
+#[inline(always)]
+pub(crate) fn vectorised<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
 }
 
 #[cfg(test)]
