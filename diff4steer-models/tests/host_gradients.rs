@@ -106,6 +106,8 @@ fn the_host_gradients_equal_burns_autodiff_for_every_parameter() {
         (6usize, 5usize, 16usize, 1usize, true, 9usize),
         (8, 7, 24, 2, false, 16),
         (5, 9, 20, 3, true, 33),
+        // Batches of 64 rows and more are computed in two shards side by side.
+        (7, 6, 16, 2, true, 97),
     ] {
         let model = prior(target, query, width, depth, query_to_input, 0.0);
         let host = batch(target, query, rows, target as u64);

@@ -11,6 +11,13 @@
 //! and the optimiser are unchanged (tests/host_gradients.rs checks the gradients against burn's
 //! autodiff).
 //!
+//! A batch of 64 rows or more is cut into two fixed halves computed side by side, each on its own
+//! buffers with its products and element-wise loops on its own rows, and their gradients summed:
+//! one fork and join per step instead of one per operation, which is what lets a second core
+//! nearly double a step's speed (a GEMM of 256 rows split by `gemm` itself gains 1.1–1.5×). The
+//! halves read their dropout masks from the seed's stream at their own rows, so the result is
+//! that of the whole batch, and the same bits on any number of threads.
+//!
 //! The loss is EDM's (Karras et al. 2022, Eq. 2 with the weighting λ(σ) of Table 1):
 //! L = mean over rows i and dimensions j of λ(σ_i)·(D(x_i + σ_i·ε_i; σ_i, q_i) − x_i)², with D the
 //! preconditioned network of [`DiffusionPrior`] (METHOD.md).
@@ -196,7 +203,8 @@ pub struct HostGradients {
 #[derive(Debug)]
 pub struct PriorGradients {
     params: Params,
-    pool: std::sync::Mutex<Pool>,
+    /// One pool per shard of a batch (see [`SHARDS`]), reused from step to step.
+    pools: std::sync::Mutex<Vec<Pool>>,
     target_dim: usize,
     query_dim: usize,
     width: usize,
@@ -301,6 +309,14 @@ fn linear_backward(
         .expect("shapes follow the layer");
     }
 }
+
+/// Shards a training batch is cut into, computed side by side (each shard's products and
+/// element-wise passes on its own rows, one join per step instead of one per operation); fixed,
+/// so the bits do not depend on the thread count.
+const SHARDS: usize = 2;
+
+/// Batches of fewer than [`SHARDS`] × this many rows are not cut.
+const MIN_SHARD_ROWS: usize = 32;
 
 /// Rows per rayon task in the element-wise passes: a fixed grouping, so that nothing depends on
 /// the thread count.
@@ -427,7 +443,7 @@ impl Clone for PriorGradients {
     fn clone(&self) -> Self {
         Self {
             params: self.params.clone(),
-            pool: Default::default(),
+            pools: Default::default(),
             target_dim: self.target_dim,
             query_dim: self.query_dim,
             width: self.width,
@@ -467,7 +483,7 @@ impl PriorGradients {
             width: params.input.d_out,
             embedding_dim: params.noise_out.d_out,
             params,
-            pool: Default::default(),
+            pools: Default::default(),
             target_dim: prior.target_dim,
             query_dim: prior.query_dim,
             sigma_data: prior.sigma_data as f32,
@@ -484,10 +500,24 @@ impl PriorGradients {
     /// Hands a step's gradients back for reuse by the next call (saves a model-sized
     /// allocation per step).
     pub fn recycle(&self, gradients: HostGradients) {
-        self.pool
+        self.recycle_params(0, gradients.params);
+    }
+
+    /// Hands shard `shard`'s gradient buffer back to that shard's pool.
+    fn recycle_params(&self, shard: usize, params: Params) {
+        self.pool_slot(shard, |pool| pool.grads = Some(params));
+    }
+
+    /// Runs `f` on shard `shard`'s pool (created empty the first time).
+    fn pool_slot<R>(&self, shard: usize, f: impl FnOnce(&mut Pool) -> R) -> R {
+        let mut pools = self
+            .pools
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .grads = Some(gradients.params);
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if pools.len() <= shard {
+            pools.resize_with(shard + 1, Pool::default);
+        }
+        f(&mut pools[shard])
     }
 
     /// Every weight tensor, flat, in a fixed order (per linear layer its weight then bias, per
@@ -512,12 +542,7 @@ impl PriorGradients {
         batch: &HostBatch,
         dropout_seed: u64,
     ) -> Result<(f64, HostGradients)> {
-        let (t, q, w, e) = (
-            self.target_dim,
-            self.query_dim,
-            self.width,
-            self.embedding_dim,
-        );
+        let (t, q) = (self.target_dim, self.query_dim);
         if batch.target_dim != t || batch.query_dim != q {
             return Err(ModelError::Data {
                 source_name: "training batch".into(),
@@ -527,14 +552,50 @@ impl PriorGradients {
                 ),
             });
         }
+        let rows = batch.rows();
+        if rows < SHARDS * MIN_SHARD_ROWS {
+            let (loss, params) = self.shard_loss_and_gradients(0, batch, 0, rows, dropout_seed);
+            return Ok((loss, HostGradients { params }));
+        }
+        // Two halves side by side, each with its own buffers; then the gradients summed.
+        let middle = rows / SHARDS;
+        let (first, second) = (batch.rows_slice(0..middle), batch.rows_slice(middle..rows));
+        let ((loss_1, mut g), (loss_2, g_2)) = rayon::join(
+            || self.shard_loss_and_gradients(0, &first, 0, rows, dropout_seed),
+            || self.shard_loss_and_gradients(1, &second, middle, rows, dropout_seed),
+        );
+        g.tensors_mut()
+            .into_iter()
+            .zip(g_2.tensors())
+            .flat_map(|(a, b)| a.chunks_mut(1 << 14).zip(b.chunks(1 << 14)))
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(x, y)| *x += y));
+        self.recycle_params(1, g_2);
+        Ok((loss_1 + loss_2, HostGradients { params: g }))
+    }
+
+    /// The share of rows `first_row ..` (those of `batch`) of a batch of `total_rows` in the
+    /// loss, and their gradient: the loss and the gradient of the whole batch are the sums over
+    /// its shards. Dropout masks are read from the stream of `dropout_seed` at the shard's rows,
+    /// so they are those of the whole batch. Buffers come from shard `shard`'s pool.
+    fn shard_loss_and_gradients(
+        &self,
+        shard: usize,
+        batch: &HostBatch,
+        first_row: usize,
+        total_rows: usize,
+        dropout_seed: u64,
+    ) -> (f64, Params) {
+        let (t, q, w, e) = (
+            self.target_dim,
+            self.query_dim,
+            self.width,
+            self.embedding_dim,
+        );
         let n = batch.rows();
         let p = &self.params;
-        let mut pool = std::mem::take(
-            &mut *self
-                .pool
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+        let mut pool = self.pool_slot(shard, std::mem::take);
         let mut g = match pool.grads.take() {
             Some(mut g) => {
                 g.tensors_mut()
@@ -645,6 +706,8 @@ impl PriorGradients {
             linear(&block.film, &cond_act, &mut c.film, false);
             if self.dropout > 0.0 {
                 c.mask = pool.take(n * w);
+                // Block b's masks are words b·N·w … of the stream (N rows in the whole batch).
+                rng.set_word_pos(((caches.len() * total_rows + first_row) * w) as u128);
                 for m in c.mask.iter_mut() {
                     *m = if rng.random::<f32>() < keep {
                         1.0 / keep
@@ -695,7 +758,7 @@ impl PriorGradients {
         linear(&p.output, &out_act, &mut f, false);
 
         // Loss and dL/dF.
-        let scale = 2.0 / (n * t) as f32;
+        let scale = 2.0 / (total_rows * t) as f32;
         let mut loss = 0.0f64;
         let mut df = pool.take(n * t);
         for i in 0..n {
@@ -706,7 +769,7 @@ impl PriorGradients {
                 df[k] = scale * weight[i] * r * c_out[i];
             }
         }
-        loss /= (n * t) as f64;
+        loss /= (total_rows * t) as f64;
 
         // Backward through the head.
         let mut d_act = pool.take(n * w);
@@ -914,11 +977,8 @@ impl PriorGradients {
             d_noise_act,
             query,
         ]);
-        *self
-            .pool
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = pool;
-        Ok((loss, HostGradients { params: g }))
+        self.pool_slot(shard, |slot| *slot = pool);
+        (loss, g)
     }
 }
 
@@ -1081,5 +1141,74 @@ impl HostGradients {
         }
         push(&mut out, "null_query".into(), &g.null_query);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CpuBackend;
+    use crate::{DiffusionPriorConfig, ResMlpConfig};
+
+    /// A batch of `rows` rows with every field drawn from `seed` (a few null rows).
+    fn batch(target: usize, query: usize, rows: usize, seed: u64) -> HostBatch {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut values =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect() };
+        HostBatch {
+            queries: values(rows * query),
+            targets: values(rows * target),
+            null_rows: (0..rows).map(|r| r % 5 == 0).collect(),
+            sigma: values(rows).iter().map(|v| (2.0 * v).exp()).collect(),
+            noise: values(rows * target),
+            query_dim: query,
+            target_dim: target,
+        }
+    }
+
+    /// The two halves side by side give the loss and gradients of the batch in one piece, with
+    /// the same dropout masks (a mask read from the wrong place in the stream changes the loss
+    /// by far more than the tolerance).
+    #[test]
+    fn a_batch_cut_in_two_shards_gives_the_loss_and_gradients_of_the_whole() {
+        let prior = DiffusionPriorConfig::new(6, 5)
+            .with_network(
+                ResMlpConfig::new()
+                    .with_width(24)
+                    .with_depth(2)
+                    .with_embedding_dim(10)
+                    .with_fourier_features(4)
+                    .with_dropout(0.3),
+            )
+            .init::<CpuBackend>(&Default::default())
+            .unwrap();
+        let mut path = PriorGradients::from_prior(&prior).unwrap();
+        // A fresh prior's output layers are zero (each block the identity, dropout invisible).
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for tensor in path.parameters_mut() {
+            tensor
+                .iter_mut()
+                .for_each(|v| *v += 0.3 * (rng.random::<f32>() - 0.5));
+        }
+        for rows in [SHARDS * MIN_SHARD_ROWS, 97] {
+            let batch = batch(6, 5, rows, rows as u64);
+            let (sharded_loss, sharded) = path.loss_and_gradients(&batch, 9).unwrap();
+            let (whole_loss, whole) = path.shard_loss_and_gradients(0, &batch, 0, rows, 9);
+            assert!(
+                (sharded_loss - whole_loss).abs() <= 1e-6 * whole_loss.abs(),
+                "{rows} rows: loss {sharded_loss} in shards, {whole_loss} whole"
+            );
+            for (a, b) in sharded.params.tensors().iter().zip(whole.tensors()) {
+                for (x, y) in a.iter().zip(b) {
+                    assert!((x - y).abs() <= 1e-5 * y.abs().max(1e-2), "{x} vs {y}");
+                }
+            }
+            // Another dropout seed: other masks, another loss.
+            let (other, _) = path.loss_and_gradients(&batch, 10).unwrap();
+            assert!(
+                (other - sharded_loss).abs() > 1e-3 * sharded_loss.abs(),
+                "{other} vs {sharded_loss}"
+            );
+        }
     }
 }

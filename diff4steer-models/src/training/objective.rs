@@ -101,6 +101,20 @@ impl HostBatch {
     pub fn rows(&self) -> usize {
         self.sigma.len()
     }
+
+    /// A copy of rows `rows` of the batch (a shard of it).
+    pub(crate) fn rows_slice(&self, rows: std::ops::Range<usize>) -> Self {
+        let (q, t) = (self.query_dim, self.target_dim);
+        Self {
+            queries: self.queries[rows.start * q..rows.end * q].to_vec(),
+            targets: self.targets[rows.start * t..rows.end * t].to_vec(),
+            null_rows: self.null_rows[rows.clone()].to_vec(),
+            sigma: self.sigma[rows.clone()].to_vec(),
+            noise: self.noise[rows.start * t..rows.end * t].to_vec(),
+            query_dim: q,
+            target_dim: t,
+        }
+    }
 }
 
 impl<B: Backend> Batch<B> {
