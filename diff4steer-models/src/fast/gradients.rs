@@ -1188,7 +1188,7 @@ mod tests {
         for tensor in path.parameters_mut() {
             tensor
                 .iter_mut()
-                .for_each(|v| *v += 0.3 * (rng.random::<f32>() - 0.5));
+                .for_each(|v| *v += 0.6 * (rng.random::<f32>() - 0.5));
         }
         for rows in [SHARDS * MIN_SHARD_ROWS, 97] {
             let batch = batch(6, 5, rows, rows as u64);
@@ -1203,11 +1203,11 @@ mod tests {
                     assert!((x - y).abs() <= 1e-5 * y.abs().max(1e-2), "{x} vs {y}");
                 }
             }
-            // Another dropout seed: other masks, another loss.
+            // Another dropout seed: other masks, a loss further off than the tolerance above.
             let (other, _) = path.loss_and_gradients(&batch, 10).unwrap();
             assert!(
-                (other - sharded_loss).abs() > 1e-3 * sharded_loss.abs(),
-                "{other} vs {sharded_loss}"
+                (other - sharded_loss).abs() > 1e-5 * sharded_loss.abs(),
+                "{rows} rows: {other} vs {sharded_loss}"
             );
         }
     }
