@@ -73,8 +73,9 @@ impl Graph {
         }
     }
 
-    /// The links of a new node on each of its layers: candidates from the graph before the batch
-    /// plus the batch's earlier nodes, thinned by the selection heuristic.
+    /// The links of a new node on each of its layers: the best `ef_construction` of the
+    /// candidates from the graph before the batch and the batch's earlier nodes (what a serial
+    /// insertion's search would return), thinned by the selection heuristic.
     fn plan(
         &self,
         space: &Space<'_>,
@@ -125,6 +126,7 @@ impl Graph {
             .enumerate()
             .map(|(layer, list)| {
                 sort_best_first(list);
+                list.truncate(ef_construction.max(self.max_links(layer)));
                 Graph::select_neighbours(space, list, self.max_links(layer))
             })
             .collect()
