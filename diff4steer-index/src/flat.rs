@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::dense::{matmul, RightLayout, Threads};
+use crate::pages::PageVec;
 use crate::top_k::TopK;
 use crate::vector_index::{check_rows, check_search};
 use crate::{Hit, IndexError, Result, Similarity, VectorIndex};
@@ -32,7 +33,8 @@ pub struct FlatIndex {
     dim: usize,
     similarity: Similarity,
     ids: Vec<u64>,
-    vectors: Vec<f32>,
+    /// The vectors, row-major, on huge pages once large (HNSW reads them at random).
+    vectors: PageVec<f32>,
     squared_norms: Vec<f32>,
     positions: HashMap<u64, usize>,
     /// Each block of [`BLOCK_ROWS`] stored rows again, dimension-major (`[dim, block rows]`):
@@ -66,7 +68,7 @@ impl FlatIndex {
             dim,
             similarity,
             ids: Vec::new(),
-            vectors: Vec::new(),
+            vectors: PageVec::new(),
             squared_norms: Vec::new(),
             positions: HashMap::new(),
             blocks_by_dimension: Vec::new(),

@@ -48,6 +48,7 @@ pub mod hit;
 pub mod hnsw;
 #[cfg(feature = "milvus")]
 pub mod milvus;
+mod pages;
 pub mod preprocess;
 pub mod similarity;
 pub mod top_k;

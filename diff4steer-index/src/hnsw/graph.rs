@@ -7,6 +7,7 @@ use std::cmp::{Ordering, Reverse};
 
 use super::space::{Query, Space};
 use super::visited::Visited;
+use crate::pages::PageVec;
 
 /// A graph node: the position of its vector in the store.
 pub(crate) type Node = u32;
@@ -55,8 +56,9 @@ pub(crate) struct Graph {
     pub(super) m: usize,
     /// Highest layer of each node.
     pub(super) levels: Vec<u8>,
-    /// Layer-0 slots: per node a count and room for 2·M links.
-    pub(super) layer0: Vec<Node>,
+    /// Layer-0 slots: per node a count and room for 2·M links (on huge pages once large: searches
+    /// read them at random).
+    pub(super) layer0: PageVec<Node>,
     /// Upper-layer slots: per node, per layer 1…level, a count and room for M links.
     pub(super) upper: Vec<Vec<Node>>,
     /// A node on the highest layer, where searches start.
@@ -69,7 +71,7 @@ impl Graph {
         Self {
             m,
             levels: Vec::new(),
-            layer0: Vec::new(),
+            layer0: PageVec::new(),
             upper: Vec::new(),
             entry: None,
         }
@@ -90,7 +92,7 @@ impl Graph {
         let graph = Self {
             m,
             levels,
-            layer0,
+            layer0: PageVec::from(layer0),
             upper,
             entry,
         };
@@ -199,7 +201,7 @@ impl Graph {
     pub(crate) fn push_node(&mut self, level: usize) -> Node {
         let node = self.levels.len() as Node;
         self.levels.push(level.min(MAX_LEVEL) as u8);
-        self.layer0.extend(std::iter::repeat_n(0, 2 * self.m + 1));
+        self.layer0.extend_with(2 * self.m + 1, 0);
         self.upper
             .push(vec![0; level.min(MAX_LEVEL) * (self.m + 1)]);
         node
