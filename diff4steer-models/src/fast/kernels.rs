@@ -109,8 +109,10 @@ const LANES: usize = 8;
 
 /// e^x for f32 without a libm call, so that loops over it vectorise: Cody–Waite range reduction
 /// x = n·ln 2 + r with |r| ≤ ½ln 2, a degree-6 polynomial for e^r (the Cephes `expf`
-/// coefficients, relative error ≈ 2·10⁻⁷ on the reduced range), and 2ⁿ built in the exponent bits.
-/// Inputs are clamped to [−87, 88], where e^x stays a normal f32.
+/// coefficients, relative error ≈ 2·10⁻⁷ on the reduced range), and 2ⁿ built in the exponent bits
+/// with integer operations only (a float→integer `as` cast saturates, and its NaN and range
+/// checks turned every loop over this function into scalar code). Inputs are clamped to
+/// [−87, 88], where e^x stays a normal f32.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
@@ -118,8 +120,10 @@ pub(crate) fn exp(x: f32) -> f32 {
     const LN2_LO: f32 = -2.121_944_4e-4;
     let x = x.clamp(-87.0, 88.0);
     // Round to nearest by adding and subtracting 1.5·2²³ (branch-free, vectorises; |x·log₂e| < 2²²).
+    // The sum's exponent is then fixed and its low mantissa bits hold the integer n itself.
     const ROUND: f32 = 12_582_912.0;
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
@@ -128,7 +132,8 @@ pub(crate) fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5e-1;
     let e_r = p * r * r + r + 1.0;
-    let scale = f32::from_bits((((n as i32) + 127) as u32) << 23);
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(n_bits.wrapping_add(127) << 23);
     e_r * scale
 }
 
@@ -224,6 +229,29 @@ mod tests {
         assert_eq!(exp(0.0), 1.0);
         assert!(exp(-1000.0) > 0.0 && exp(-1000.0) < 1e-37);
         assert!(exp(1000.0).is_finite());
+    }
+
+    #[test]
+    fn exp_builds_the_same_power_of_two_as_a_cast_would() {
+        // The same reduction and polynomial, with n rounded by the standard library and 2ⁿ built
+        // from n as an integer: the bits must match on a fine grid over and beyond the clamp.
+        fn with_cast(x: f32) -> f32 {
+            let x = x.clamp(-87.0, 88.0);
+            let n = (x * std::f32::consts::LOG2_E).round_ties_even();
+            let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+            let p = 1.987_569_1e-4_f32;
+            let p = p * r + 1.398_199_9e-3;
+            let p = p * r + 8.333_452e-3;
+            let p = p * r + 4.166_579_6e-2;
+            let p = p * r + 1.666_666_5e-1;
+            let p = p * r + 5e-1;
+            let e_r = p * r * r + r + 1.0;
+            e_r * f32::from_bits((((n as i32) + 127) as u32) << 23)
+        }
+        for i in -9_000..=9_000 {
+            let x = i as f32 * 0.0101;
+            assert_eq!(exp(x).to_bits(), with_cast(x).to_bits(), "x = {x}");
+        }
     }
 
     #[test]
