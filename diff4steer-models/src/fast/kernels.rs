@@ -108,11 +108,11 @@ impl WithSimd for FewRowsProduct<'_> {
 const LANES: usize = 8;
 
 /// e^x for f32 without a libm call, so that loops over it vectorise: Cody–Waite range reduction
-/// x = n·ln 2 + r with |r| ≤ ½ln 2, a degree-6 polynomial for e^r (the Cephes `expf`
-/// coefficients, relative error ≈ 2·10⁻⁷ on the reduced range), and 2ⁿ built in the exponent bits
-/// with integer operations only (a float→integer `as` cast saturates, and its NaN and range
-/// checks turned every loop over this function into scalar code). Inputs are clamped to
-/// [−87, 88], where e^x stays a normal f32.
+/// x = n·ln 2 + r with |r| ≤ ½ln 2, a degree-7 polynomial for e^r (`exp_reduced`, the Cephes
+/// `expf` coefficients, relative error ≈ 2·10⁻⁷ on the reduced range), and 2ⁿ built in the
+/// exponent bits with integer operations only (a float→integer `as` cast saturates, and its NaN
+/// and range checks turned every loop over this function into scalar code). Inputs are clamped
+/// to [−87, 88], where e^x stays a normal f32.
 #[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
@@ -124,17 +124,23 @@ pub(crate) fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     let shifted = x * LOG2_E + ROUND;
     let n = shifted - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let e_r = exp_reduced(x - n * LN2_HI - n * LN2_LO);
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(n_bits.wrapping_add(127) << 23);
+    e_r * scale
+}
+
+/// e^r for the reduced argument |r| ≤ ½ln 2 of [`exp`]: 1 + r + r²·P(r) with P of degree 5
+/// (Cephes' `expf` coefficients).
+#[inline(always)]
+fn exp_reduced(r: f32) -> f32 {
     let p = 1.987_569_1e-4_f32;
     let p = p * r + 1.398_199_9e-3;
     let p = p * r + 8.333_452e-3;
     let p = p * r + 4.166_579_6e-2;
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5e-1;
-    let e_r = p * r * r + r + 1.0;
-    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
-    let scale = f32::from_bits(n_bits.wrapping_add(127) << 23);
-    e_r * scale
+    p * r * r + r + 1.0
 }
 
 /// SiLU(x) = x·σ(x) = x / (1 + e^{−x}) (Elfwing et al. 2018), in place.
@@ -234,18 +240,12 @@ mod tests {
     #[test]
     fn exp_builds_the_same_power_of_two_as_a_cast_would() {
         // The same reduction and polynomial, with n rounded by the standard library and 2ⁿ built
-        // from n as an integer: the bits must match on a fine grid over and beyond the clamp.
+        // from n as an integer (what is under test is n and 2ⁿ): the bits must match on a fine
+        // grid over and beyond the clamp.
         fn with_cast(x: f32) -> f32 {
             let x = x.clamp(-87.0, 88.0);
             let n = (x * std::f32::consts::LOG2_E).round_ties_even();
-            let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
-            let p = 1.987_569_1e-4_f32;
-            let p = p * r + 1.398_199_9e-3;
-            let p = p * r + 8.333_452e-3;
-            let p = p * r + 4.166_579_6e-2;
-            let p = p * r + 1.666_666_5e-1;
-            let p = p * r + 5e-1;
-            let e_r = p * r * r + r + 1.0;
+            let e_r = exp_reduced(x - n * 0.693_359_4 - n * -2.121_944_4e-4);
             e_r * f32::from_bits((((n as i32) + 127) as u32) << 23)
         }
         for i in -9_000..=9_000 {
