@@ -119,24 +119,6 @@ type GroupWork<'a> = (
     &'a mut [TileScratch],
 );
 
-/// One residual block on a tile (METHOD.md, the prior's backbone): inner =
-/// LN₂(Linear₁(SiLU(LN₁(h)))), then FiLM with the row's condition and SiLU; h += Linear₂(inner).
-fn tile_block(block: &HostBlock, film: &[f32], tile: &mut TileScratch, width: usize) {
-    let branch = sized(&mut tile.branch, ROW_TILE * width);
-    branch.copy_from_slice(&tile.hidden);
-    block.norm_in.forward(branch, true);
-    let inner = sized(&mut tile.inner, ROW_TILE * width);
-    block.linear_in.forward(branch, inner, false);
-    Arch::new().dispatch(FilmKernel {
-        values: inner,
-        gamma: &block.norm_out.gamma,
-        beta: &block.norm_out.beta,
-        film,
-        row_condition: &tile.row_condition,
-    });
-    block.linear_out.forward(inner, &mut tile.hidden, true);
-}
-
 /// Resizes `buffer` to `len` (contents are overwritten by the caller).
 fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buffer.resize(len, 0.0);
@@ -377,21 +359,25 @@ impl FastPrior {
             self.forward_group(x, row_condition, table, tiles, out)
         };
         let tiles_scratch = &mut scratch.tiles[..tiles];
-        if self.threads == Threads::Pool && tiles > 1 {
-            // Enough groups to keep every thread busy, each of at most TILE_GROUP tiles.
-            let group = tiles
-                .div_ceil(rayon::current_num_threads())
-                .clamp(1, TILE_GROUP);
-            out.par_chunks_mut(group * ROW_TILE * t)
-                .zip(x.par_chunks(group * ROW_TILE * t))
-                .zip(row_condition.par_chunks(group * ROW_TILE))
+        let parallel = self.threads == Threads::Pool && tiles > 1;
+        // On the pool, enough groups to keep every thread busy; at most TILE_GROUP tiles each.
+        let group = if parallel {
+            tiles.div_ceil(rayon::current_num_threads()).min(TILE_GROUP)
+        } else {
+            TILE_GROUP
+        };
+        let (rows, values) = (group * ROW_TILE, group * ROW_TILE * t);
+        if parallel {
+            out.par_chunks_mut(values)
+                .zip(x.par_chunks(values))
+                .zip(row_condition.par_chunks(rows))
                 .zip(tiles_scratch.par_chunks_mut(group))
                 .for_each(run);
         } else {
-            out.chunks_mut(TILE_GROUP * ROW_TILE * t)
-                .zip(x.chunks(TILE_GROUP * ROW_TILE * t))
-                .zip(row_condition.chunks(TILE_GROUP * ROW_TILE))
-                .zip(tiles_scratch.chunks_mut(TILE_GROUP))
+            out.chunks_mut(values)
+                .zip(x.chunks(values))
+                .zip(row_condition.chunks(rows))
+                .zip(tiles_scratch.chunks_mut(group))
                 .for_each(run);
         }
     }
@@ -418,7 +404,7 @@ impl FastPrior {
         }
         for (block, film) in self.blocks.iter().zip(&table.film) {
             for tile in tiles.iter_mut() {
-                tile_block(block, film, tile, self.width);
+                self.tile_block(block, film, tile);
             }
         }
         for (((tile, out), x), row_condition) in tiles
@@ -469,6 +455,26 @@ impl FastPrior {
                 row.iter_mut().zip(offset).for_each(|(h, o)| *h += o);
             }
         }
+    }
+
+    /// One residual block on a tile (METHOD.md, the prior's backbone): inner =
+    /// LN₂(Linear₁(SiLU(LN₁(h)))), then FiLM with the row's condition and SiLU;
+    /// h += Linear₂(inner).
+    fn tile_block(&self, block: &HostBlock, film: &[f32], tile: &mut TileScratch) {
+        let w = self.width;
+        let branch = sized(&mut tile.branch, ROW_TILE * w);
+        branch.copy_from_slice(&tile.hidden);
+        block.norm_in.forward(branch, true);
+        let inner = sized(&mut tile.inner, ROW_TILE * w);
+        block.linear_in.forward(branch, inner, false);
+        Arch::new().dispatch(FilmKernel {
+            values: inner,
+            gamma: &block.norm_out.gamma,
+            beta: &block.norm_out.beta,
+            film,
+            row_condition: &tile.row_condition,
+        });
+        block.linear_out.forward(inner, &mut tile.hidden, true);
     }
 
     /// The network's output for the tile, and D = c_skip·x + c_out·F into `out` (its rows only).
