@@ -111,10 +111,13 @@ impl Graph {
                 entries = found;
             }
         }
-        for earlier in batch_start..node {
+        let earlier: Vec<Node> = (batch_start..node).collect();
+        let mut scores = Vec::new();
+        space.score_many(&query, &earlier, &mut scores);
+        for (&earlier, &score) in earlier.iter().zip(&scores) {
             let shared = level.min(self.level(earlier));
             let scored = Scored {
-                score: space.score(&query, earlier),
+                score,
                 node: earlier,
             };
             for layer_candidates in &mut candidates[..=shared] {
@@ -158,13 +161,12 @@ impl Graph {
                 }
                 let max = self.max_links(layer);
                 if links.len() > max {
-                    let target_query = space.node_query(target);
+                    let mut scores = Vec::new();
+                    space.score_many(&space.node_query(target), &links, &mut scores);
                     let mut scored: Vec<Scored> = links
                         .iter()
-                        .map(|&n| Scored {
-                            score: space.score(&target_query, n),
-                            node: n,
-                        })
+                        .zip(&scores)
+                        .map(|(&node, &score)| Scored { score, node })
                         .collect();
                     sort_best_first(&mut scored);
                     links = Graph::select_neighbours(space, &scored, max);

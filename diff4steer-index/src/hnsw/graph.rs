@@ -15,6 +15,10 @@ pub(crate) type Node = u32;
 /// The highest layer a node can be drawn into.
 pub(crate) const MAX_LEVEL: usize = 15;
 
+/// Kept links scored together against a candidate by the selection heuristic, after the first
+/// kept link alone (the nearest to the base point, and the likeliest to reject a candidate).
+const KEPT_GROUP: usize = 4;
+
 /// A node with its similarity to some base point (a query or another node); ordered by score,
 /// ties broken towards the lower node number so that every ordering is deterministic.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -325,7 +329,37 @@ impl Graph {
         max: usize,
     ) -> Vec<Node> {
         let mut kept: Vec<Node> = Vec::with_capacity(max);
-        for c in candidates_best_first {
+        let mut scores = Vec::with_capacity(KEPT_GROUP);
+        'candidates: for c in candidates_best_first {
+            if kept.len() == max {
+                break;
+            }
+            // The kept links are scored against the candidate a group at a time (independent
+            // sums in flight, the candidate's vector read once per group), stopping after the
+            // first group with a link at least as near to it as the base point is. Scoring a few
+            // links past that one changes no decision.
+            let (first, rest) = kept.split_at(kept.len().min(1));
+            for group in std::iter::once(first).chain(rest.chunks(KEPT_GROUP)) {
+                space.score_against_nodes(c.node, group, &mut scores);
+                if !scores.iter().all(|&s| s < c.score) {
+                    continue 'candidates;
+                }
+            }
+            kept.push(c.node);
+        }
+        kept
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FlatIndex, Similarity};
+
+    /// The heuristic as Algorithm 4 states it: one kept link at a time, in the order kept.
+    fn select_one_at_a_time(space: &Space<'_>, candidates: &[Scored], max: usize) -> Vec<Node> {
+        let mut kept: Vec<Node> = Vec::new();
+        for c in candidates {
             if kept.len() == max {
                 break;
             }
@@ -334,5 +368,43 @@ impl Graph {
             }
         }
         kept
+    }
+
+    /// Scoring the kept links in groups keeps and rejects exactly the candidates that the
+    /// one-at-a-time heuristic does, on spread-out and on clustered points.
+    #[test]
+    fn grouped_selection_keeps_what_the_one_at_a_time_heuristic_keeps() {
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        };
+        for (dim, spread) in [(3, 1.0), (16, 1.0), (16, 0.1), (33, 0.3)] {
+            let centre: Vec<f32> = (0..dim).map(|_| next()).collect();
+            let rows: Vec<f32> = (0..300 * dim)
+                .map(|i| centre[i % dim] + spread * next())
+                .collect();
+            for similarity in [Similarity::Cosine, Similarity::NegativeL2] {
+                let store = FlatIndex::from_rows(dim, similarity, &rows).unwrap();
+                let space = Space::of(&store);
+                let base = space.node_query(0);
+                let mut candidates: Vec<Scored> = (1..300)
+                    .map(|n| Scored {
+                        score: space.score(&base, n),
+                        node: n,
+                    })
+                    .collect();
+                sort_best_first(&mut candidates);
+                for max in [1, 2, 5, 16, 64, 300] {
+                    assert_eq!(
+                        Graph::select_neighbours(&space, &candidates, max),
+                        select_one_at_a_time(&space, &candidates, max),
+                        "dim {dim}, spread {spread}, {similarity:?}, max {max}"
+                    );
+                }
+            }
+        }
     }
 }
