@@ -294,8 +294,9 @@ impl<'a> Space<'a> {
 mod tests {
     use super::*;
 
-    /// Scores in groups of four are the bits of one-at-a-time scores, for both similarities,
-    /// every group size (remainders included) and lengths with and without a tail.
+    /// Scores in groups of four are the bits of one-at-a-time scores — a query against nodes,
+    /// and a node against other nodes — for both similarities, every group size (remainders
+    /// included) and lengths with and without a tail.
     #[test]
     fn grouped_scores_give_the_bits_of_single_scores() {
         for dim in [1, 7, 16, 33, 128] {
@@ -315,6 +316,12 @@ mod tests {
                         let single = space.score(&query, n);
                         assert_eq!(got.to_bits(), single.to_bits(), "dim {dim}, node {n}");
                     }
+                    space.score_against_nodes(3, &nodes, &mut out);
+                    assert_eq!(out.len(), count);
+                    for (&n, &got) in nodes.iter().zip(&out) {
+                        let pair = space.score_nodes(n, 3);
+                        assert_eq!(got.to_bits(), pair.to_bits(), "dim {dim}, pair with {n}");
+                    }
                 }
             }
         }
@@ -327,31 +334,6 @@ mod tests {
     fn dispatch_uses_avx2_where_the_cpu_has_it() {
         if pulp::x86::V3::try_new().is_some() {
             assert!(!matches!(Arch::new(), Arch::Scalar), "{:?}", Arch::new());
-        }
-    }
-
-    /// A node scored against others in groups gives the bits of each pair scored alone, for
-    /// both similarities and every group size.
-    #[test]
-    fn scores_against_nodes_give_the_bits_of_pair_scores() {
-        for dim in [5, 16, 40, 128] {
-            let rows: Vec<f32> = (0..20 * dim)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) * 0.021)
-                .collect();
-            for similarity in [Similarity::Cosine, Similarity::NegativeL2] {
-                let store = FlatIndex::from_rows(dim, similarity, &rows).unwrap();
-                let space = Space::of(&store);
-                let mut out = Vec::new();
-                for count in 0..=9 {
-                    let others: Vec<Node> = (0..count).map(|i| (i * 5 % 20) as Node).collect();
-                    space.score_against_nodes(11, &others, &mut out);
-                    assert_eq!(out.len(), count);
-                    for (&other, &got) in others.iter().zip(&out) {
-                        let pair = space.score_nodes(other, 11);
-                        assert_eq!(got.to_bits(), pair.to_bits(), "dim {dim}, node {other}");
-                    }
-                }
-            }
         }
     }
 
