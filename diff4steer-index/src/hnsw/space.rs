@@ -55,8 +55,8 @@ fn lanes_of<S: Simd>(registers: &[S::f32s]) -> [f32; LANES] {
 
 /// [`dot`] in the SIMD registers of the instruction set `pulp` dispatches to: the same
 /// [`LANES`] partial sums, held as one AVX-512 register, two AVX2 registers or sixteen scalars,
-/// each summing the same rounded products in the same order, then added up lane by lane as
-/// [`dot`] does, so every path gives the same bits.
+/// each summing the same rounded products in the same order, then added up in the tree order of
+/// [`dot`] ([`sum_lanes`]), so every path gives the same bits.
 struct DotKernel<'a> {
     a: &'a [f32],
     b: &'a [f32],
