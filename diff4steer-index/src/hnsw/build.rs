@@ -111,10 +111,12 @@ impl Graph {
                 entries = found;
             }
         }
-        let earlier: Vec<Node> = (batch_start..node).collect();
-        let mut scores = Vec::new();
-        space.score_many(&query, &earlier, &mut scores);
-        for (&earlier, &score) in earlier.iter().zip(&scores) {
+        // The batch's earlier nodes, scored in groups of four in the thread's reused buffers.
+        let (earlier, scores) = (&mut visited.fresh, &mut visited.scores);
+        earlier.clear();
+        earlier.extend(batch_start..node);
+        space.score_many(&query, earlier, scores);
+        for (&earlier, &score) in earlier.iter().zip(scores.iter()) {
             let shared = level.min(self.level(earlier));
             let scored = Scored {
                 score,

@@ -334,13 +334,14 @@ impl Graph {
             if kept.len() == max {
                 break;
             }
-            // The kept links are scored against the candidate a group at a time (independent
-            // sums in flight, the candidate's vector read once per group), stopping after the
-            // first group with a link at least as near to it as the base point is. Scoring a few
-            // links past that one changes no decision.
+            // The kept links are scored against the candidate (as the query) a group at a time
+            // ([`Space::score_many`]: independent sums in flight), stopping after the first
+            // group with a link at least as near to it as the base point is. Scoring a few links
+            // past that one changes no decision.
+            let candidate = space.node_query(c.node);
             let (first, rest) = kept.split_at(kept.len().min(1));
             for group in std::iter::once(first).chain(rest.chunks(KEPT_GROUP)) {
-                space.score_against_nodes(c.node, group, &mut scores);
+                space.score_many(&candidate, group, &mut scores);
                 if !scores.iter().all(|&s| s < c.score) {
                     continue 'candidates;
                 }
@@ -363,7 +364,7 @@ mod tests {
             if kept.len() == max {
                 break;
             }
-            if kept.iter().all(|&k| space.score_nodes(k, c.node) < c.score) {
+            if kept.iter().all(|&k| space.score_nodes(c.node, k) < c.score) {
                 kept.push(c.node);
             }
         }

@@ -263,30 +263,10 @@ impl<'a> Space<'a> {
         }
     }
 
-    /// Similarity of two nodes (the reference of [`Space::score_against_nodes`]).
+    /// Similarity of two nodes (the graph's tests' reference).
     #[cfg(test)]
     pub(crate) fn score_nodes(&self, a: Node, b: Node) -> f32 {
         self.score(&self.node_query(a), b)
-    }
-
-    /// `score_nodes(other, node)` for each of `others` into `out`, in groups of four
-    /// ([`DotManyKernel`], with `node`'s vector as the query): the same bits, as the products of
-    /// a dot product commute and its sums keep their order.
-    pub(crate) fn score_against_nodes(&self, node: Node, others: &[Node], out: &mut Vec<f32>) {
-        out.clear();
-        out.resize(others.len(), 0.0);
-        self.arch.dispatch(DotManyKernel {
-            query: self.row(node),
-            space: self,
-            nodes: others,
-            out,
-        });
-        if self.l2 {
-            let node_norm = self.squared_norms[node as usize];
-            for (o, &other) in out.iter_mut().zip(others) {
-                *o = 2.0 * *o - self.squared_norms[other as usize] - node_norm;
-            }
-        }
     }
 }
 
@@ -294,9 +274,8 @@ impl<'a> Space<'a> {
 mod tests {
     use super::*;
 
-    /// Scores in groups of four are the bits of one-at-a-time scores — a query against nodes,
-    /// and a node against other nodes — for both similarities, every group size (remainders
-    /// included) and lengths with and without a tail.
+    /// Scores in groups of four are the bits of one-at-a-time scores, for both similarities,
+    /// every group size (remainders included) and lengths with and without a tail.
     #[test]
     fn grouped_scores_give_the_bits_of_single_scores() {
         for dim in [1, 7, 16, 33, 128] {
@@ -315,12 +294,6 @@ mod tests {
                     for (&n, &got) in nodes.iter().zip(&out) {
                         let single = space.score(&query, n);
                         assert_eq!(got.to_bits(), single.to_bits(), "dim {dim}, node {n}");
-                    }
-                    space.score_against_nodes(3, &nodes, &mut out);
-                    assert_eq!(out.len(), count);
-                    for (&n, &got) in nodes.iter().zip(&out) {
-                        let pair = space.score_nodes(n, 3);
-                        assert_eq!(got.to_bits(), pair.to_bits(), "dim {dim}, pair with {n}");
                     }
                 }
             }
