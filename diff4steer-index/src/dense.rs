@@ -3,8 +3,9 @@
 //!
 //! It calls the `gemm` crate (the kernels behind burn's CPU backend), built with its AVX-512 path
 //! (`x86-v4`) and runtime CPU detection, so the same binary uses AVX-512, AVX2+FMA or SSE as the
-//! machine allows. This module holds the project's only `unsafe` block: the call into `gemm`,
-//! whose pointers and strides are derived from slices whose lengths are checked first.
+//! machine allows. This module holds the project's only `unsafe` code: the call into `gemm`
+//! (`sgemm`), whose pointers and strides are derived from slices whose lengths are checked
+//! first, and the column panels of [`matmul_panels`], which threads write side by side.
 #![allow(unsafe_code)]
 
 use crate::{IndexError, Result};
@@ -116,23 +117,53 @@ pub fn matmul_layouts(
     // SAFETY: the lengths were checked above, so every element the strides address lies inside
     // its slice: A (i, p) at i·k + p (row-major) or p·m + i (transposed) < m·k; B (p, j) at
     // p·n + j (row-major) or j·k + p (transposed) < k·n; C (i, j) at i·n + j < m·n. `c` is
-    // borrowed mutably, so it aliases neither input. gemm reads C only when `read_dst`
-    // (accumulate) is set.
+    // borrowed mutably, so it aliases neither input.
+    unsafe {
+        sgemm(
+            (m, k, n),
+            (c.as_mut_ptr(), n as isize),
+            accumulate,
+            (a.as_ptr(), a_col_stride, a_row_stride),
+            (b.as_ptr(), b_col_stride, b_row_stride),
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
+/// C ← C + A·B (with `accumulate`) or C ← A·B (C not read) through `gemm`, for an `[m, k]` A,
+/// a `[k, n]` B and an `[m, n]` C given as base pointers with (column, row) strides; C's column
+/// stride is 1.
+///
+/// # Safety
+/// Every element the strides address — A (i, p) at `a + i·a_rs + p·a_cs`, B (p, j) at
+/// `b + p·b_rs + j·b_cs`, C (i, j) at `c + i·c_rs + j` for i < m, p < k, j < n — must be inside a
+/// live allocation; C's elements must not alias A's or B's, nor be accessed by anyone else during
+/// the call.
+unsafe fn sgemm(
+    (m, k, n): (usize, usize, usize),
+    (c, c_rs): (*mut f32, isize),
+    accumulate: bool,
+    (a, a_cs, a_rs): (*const f32, isize, isize),
+    (b, b_cs, b_rs): (*const f32, isize, isize),
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: the caller's contract is gemm's.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
-            n as isize,
+            c_rs,
             accumulate,
-            a.as_ptr(),
-            a_col_stride,
-            a_row_stride,
-            b.as_ptr(),
-            b_col_stride,
-            b_row_stride,
+            a,
+            a_cs,
+            a_rs,
+            b,
+            b_cs,
+            b_rs,
             1.0f32,
             1.0f32,
             false,
@@ -140,6 +171,165 @@ pub fn matmul_layouts(
             false,
             parallelism,
         );
+    }
+}
+
+/// A right-hand matrix B `[k, n]` stored as column panels of a fixed width: panel j holds
+/// columns `j·panel .. min((j + 1)·panel, n)` as its own contiguous `[k, width]` row-major
+/// matrix (the last one may be narrower), so that [`matmul_panels`] can compute C's column
+/// panels independently — on one thread, or on several at once — with the *same* `gemm` call per
+/// panel either way: a product's bits then do not depend on how many threads computed it.
+///
+/// This is how a layer's weight is stored for products with few rows (one query's seeds): the
+/// rows alone cannot keep two cores busy without each streaming the whole weight, but its column
+/// panels can, each core reading only its own panels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnPanels {
+    k: usize,
+    n: usize,
+    panel: usize,
+    values: Vec<f32>,
+}
+
+impl ColumnPanels {
+    /// Re-lays a row-major `[k, n]` matrix as column panels of `panel` columns.
+    ///
+    /// # Errors
+    /// [`IndexError::DimMismatch`] when `b.len() != k·n`; [`IndexError::InvalidParameter`] when
+    /// `panel` is 0.
+    pub fn from_row_major(b: &[f32], (k, n): (usize, usize), panel: usize) -> Result<Self> {
+        if b.len() != k * n {
+            return Err(IndexError::DimMismatch {
+                what: "panelled matrix",
+                expected: k * n,
+                got: b.len(),
+            });
+        }
+        if panel == 0 {
+            return Err(IndexError::InvalidParameter {
+                name: "panel",
+                reason: "a column panel needs at least one column".into(),
+            });
+        }
+        let mut values = Vec::with_capacity(k * n);
+        for first in (0..n).step_by(panel) {
+            let last = (first + panel).min(n);
+            for row in b.chunks_exact(n.max(1)).take(k) {
+                values.extend_from_slice(&row[first..last]);
+            }
+        }
+        Ok(Self {
+            k,
+            n,
+            panel,
+            values,
+        })
+    }
+
+    /// Rows of B (the inner dimension of a product).
+    pub fn rows(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B.
+    pub fn columns(&self) -> usize {
+        self.n
+    }
+
+    /// Number of column panels.
+    pub fn panel_count(&self) -> usize {
+        self.n.div_ceil(self.panel)
+    }
+
+    /// Panel `j`: its first column, its width and its `[k, width]` values.
+    fn panel(&self, j: usize) -> (usize, usize, &[f32]) {
+        let first = j * self.panel;
+        let width = self.panel.min(self.n - first);
+        (
+            first,
+            width,
+            &self.values[first * self.k..(first + width) * self.k],
+        )
+    }
+}
+
+/// C's base pointer, shared by the threads that write its disjoint column panels.
+#[derive(Clone, Copy)]
+struct SharedOutput(*mut f32);
+
+// SAFETY: `matmul_panels` hands each thread a different column panel of C to write, and holds
+// C's exclusive borrow until every thread is done.
+unsafe impl Send for SharedOutput {}
+unsafe impl Sync for SharedOutput {}
+
+/// C ← A·B (C ← C + A·B with `accumulate`) for row-major `a` `[m, k]` and `c` `[m, n]`, with B
+/// stored as [`ColumnPanels`]: one `gemm` call per panel, writing C's columns of that panel in
+/// place. With [`Threads::Pool`] the panels are spread over rayon's pool; with
+/// [`Threads::Single`] they run one after another on the calling thread. Each panel's call is the
+/// same either way, so C's bits are too.
+///
+/// # Errors
+/// [`IndexError::DimMismatch`] when `a` is not a whole number of `k`-wide rows or `c` is not
+/// `[m, n]`.
+pub fn matmul_panels(
+    c: &mut [f32],
+    a: &[f32],
+    b: &ColumnPanels,
+    accumulate: bool,
+    threads: Threads,
+) -> Result<()> {
+    let (k, n) = (b.k, b.n);
+    let m = if k == 0 {
+        c.len() / n.max(1)
+    } else {
+        a.len() / k
+    };
+    for (what, len, expected) in [
+        ("GEMM left operand", a.len(), m * k),
+        ("GEMM output", c.len(), m * n),
+    ] {
+        if len != expected {
+            return Err(IndexError::DimMismatch {
+                what,
+                expected,
+                got: len,
+            });
+        }
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        if !accumulate {
+            c.fill(0.0);
+        }
+        return Ok(());
+    }
+    let output = SharedOutput(c.as_mut_ptr());
+    let panel = |j: usize| {
+        let (first, width, values) = b.panel(j);
+        let output = output;
+        // SAFETY: A is `[m, k]` (checked), the panel `[k, width]` (its slice), and C's elements
+        // (i, first + j') for i < m, j' < width lie at `i·n + first + j' < m·n`, inside `c`,
+        // which this call borrows exclusively; panels cover disjoint columns, so no two calls
+        // write the same element, and none reads another's.
+        unsafe {
+            sgemm(
+                (m, k, width),
+                (output.0.add(first), n as isize),
+                accumulate,
+                (a.as_ptr(), 1, k as isize),
+                (values.as_ptr(), 1, width as isize),
+                gemm::Parallelism::None,
+            );
+        }
+    };
+    match threads {
+        Threads::Single => (0..b.panel_count()).for_each(panel),
+        Threads::Pool => {
+            use rayon::prelude::*;
+            (0..b.panel_count()).into_par_iter().for_each(panel);
+        }
     }
     Ok(())
 }
@@ -255,5 +445,65 @@ mod tests {
             Threads::Single,
         )
         .unwrap();
+    }
+
+    #[test]
+    fn column_panels_give_the_triple_loop_and_the_same_bits_on_any_thread_count() {
+        // Ragged last panels, one panel, panels wider than B, and a 1-column panel.
+        for &(m, k, n, panel) in &[
+            (64, 130, 100, 32),
+            (7, 9, 5, 8),
+            (33, 64, 48, 48),
+            (3, 4, 6, 1),
+        ] {
+            let a = values(m * k, 3);
+            let b = values(k * n, 4);
+            let truth = naive(&a, &b, m, k, n);
+            let panels = ColumnPanels::from_row_major(&b, (k, n), panel).unwrap();
+            assert_eq!(panels.panel_count(), n.div_ceil(panel));
+            assert_eq!((panels.rows(), panels.columns()), (k, n));
+            let mut results = Vec::new();
+            for threads in [Threads::Single, Threads::Pool] {
+                let mut c = vec![f32::NAN; m * n];
+                matmul_panels(&mut c, &a, &panels, false, threads).unwrap();
+                let mut acc = vec![1.0f32; m * n];
+                matmul_panels(&mut acc, &a, &panels, true, threads).unwrap();
+                for i in 0..m * n {
+                    let tol = 1e-4 * (1.0 + truth[i].abs());
+                    assert!((c[i] - truth[i]).abs() <= tol, "{m}x{k}x{n} / {panel}");
+                    assert!((acc[i] - 1.0 - truth[i]).abs() <= tol);
+                }
+                results.push(c.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            }
+            assert_eq!(
+                results[0], results[1],
+                "{m}x{k}x{n} / {panel}: bits depend on threads"
+            );
+        }
+    }
+
+    #[test]
+    fn column_panels_reject_bad_shapes() {
+        let b = [1.0f32; 6];
+        assert!(matches!(
+            ColumnPanels::from_row_major(&b, (2, 4), 2),
+            Err(IndexError::DimMismatch { .. })
+        ));
+        assert!(matches!(
+            ColumnPanels::from_row_major(&b, (2, 3), 0),
+            Err(IndexError::InvalidParameter { .. })
+        ));
+        let panels = ColumnPanels::from_row_major(&b, (2, 3), 2).unwrap();
+        let mut c = vec![0.0f32; 6];
+        // Three rows of A (6 values) need nine outputs.
+        assert!(matches!(
+            matmul_panels(&mut c, &[1.0; 6], &panels, false, Threads::Single),
+            Err(IndexError::DimMismatch { .. })
+        ));
+        // A is not a whole number of rows.
+        assert!(matches!(
+            matmul_panels(&mut c, &[1.0; 5], &panels, false, Threads::Single),
+            Err(IndexError::DimMismatch { .. })
+        ));
     }
 }

@@ -42,7 +42,8 @@ fn prior() -> DiffusionPrior<B> {
         .with_sigma_data(0.7)
         .with_network(
             ResMlpConfig::new()
-                .with_width(48)
+                // Three column panels of the host path's row products (64 + 64 + 16 columns).
+                .with_width(144)
                 .with_depth(3)
                 .with_fourier_features(8)
                 .with_embedding_dim(24),
@@ -217,31 +218,38 @@ fn a_query_gets_the_same_bits_alone_in_any_batch_and_with_any_thread_count() {
     let sigmas = karras(5, 0.002, 80.0, 7.0).unwrap();
     let sampler = FastSampler::new(SamplerKind::Heun, sigmas, 2.0).unwrap();
     let queries = values(9 * QUERY, 8, 1.0);
-    // 20 seeds × 9 queries × 2 guidance rows = 360 rows: many row tiles, a ragged last one.
+    // 20 seeds × 9 queries × 2 guidance rows = 360 rows: six 64-row tiles, a ragged last one.
+    // On a pool of four threads the batch's tiles are spread over threads, while one query (one
+    // tile) and two queries (two tiles) have each product split by column panels instead.
     let k = 20;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
     let mut outputs = Vec::new();
     for threads in [Threads::Pool, Threads::Single] {
         let fast = FastPrior::from_prior(&burn_prior)
             .unwrap()
             .with_threads(threads);
+        let sample = |queries: &[f32], scratch: &mut FastScratch| {
+            pool.install(|| sampler.sample(&fast, queries, k, 3, scratch).unwrap())
+        };
         let mut scratch = FastScratch::default();
-        let batch = sampler.sample(&fast, &queries, k, 3, &mut scratch).unwrap();
+        let batch = sample(&queries, &mut scratch);
         // Query 0 alone draws the noise streams 0..k, as it does in the batch.
-        let alone = sampler
-            .sample(&fast, &queries[..QUERY], k, 3, &mut FastScratch::default())
-            .unwrap();
+        let alone = sample(&queries[..QUERY], &mut FastScratch::default());
         assert!(
             bits(&alone) == bits(&batch[..k * TARGET]),
             "{threads:?}: query 0 alone differs from its rows in the batch"
         );
-        // The first five queries alone as a batch equal the batch's first rows.
-        let five = sampler
-            .sample(&fast, &queries[..5 * QUERY], k, 3, &mut scratch)
-            .unwrap();
-        assert!(
-            bits(&five) == bits(&batch[..5 * k * TARGET]),
-            "{threads:?}: the first five queries depend on the batch"
-        );
+        // The first two and the first five queries alone as a batch equal the batch's first rows.
+        for n in [2, 5] {
+            let first = sample(&queries[..n * QUERY], &mut scratch);
+            assert!(
+                bits(&first) == bits(&batch[..n * k * TARGET]),
+                "{threads:?}: the first {n} queries depend on the batch"
+            );
+        }
         outputs.push(batch);
     }
     assert!(

@@ -4,7 +4,7 @@
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::backend::Backend;
 use diff4steer_core::tensor_util::to_host_f32;
-use diff4steer_index::dense::{matmul, RightLayout, Threads};
+use diff4steer_index::dense::{matmul_panels, ColumnPanels, Threads};
 
 use pulp::Arch;
 
@@ -43,32 +43,6 @@ impl HostLinear {
         })
     }
 
-    /// `out` ← x·W + b for `x` `[rows, d_in]`, `out` `[rows, d_out]`; with `accumulate`,
-    /// `out` ← out + x·W + b (a residual connection fused into the product). One GEMM on the
-    /// calling thread; callers give it a fixed number of rows (a tile of the batch, see
-    /// [`super::prior::ROW_TILE`]) so that `gemm` picks the same kernels and blocking for every
-    /// call and a row's result never depends on the rows around it.
-    pub fn forward(&self, x: &[f32], out: &mut [f32], accumulate: bool) {
-        let rows = x.len() / self.d_in;
-        for row in out.chunks_exact_mut(self.d_out) {
-            if accumulate {
-                row.iter_mut().zip(&self.bias).for_each(|(o, b)| *o += b);
-            } else {
-                row.copy_from_slice(&self.bias);
-            }
-        }
-        matmul(
-            out,
-            x,
-            &self.weight,
-            (rows, self.d_in, self.d_out),
-            RightLayout::RowMajor,
-            true,
-            Threads::Single,
-        )
-        .expect("layer shapes are fixed when the prior is copied");
-    }
-
     /// `out` ← x·W + b (with `accumulate`, `out` ← out + x·W + b) for the conditioning path's few
     /// rows: W is streamed once per
     /// [`ROWWISE_CHUNK`] rows with no packing (see [`FewRowsProduct`]), which beats a GEMM for the
@@ -100,6 +74,62 @@ impl HostLinear {
                 .zip(x.par_chunks(ROWWISE_CHUNK * self.d_in))
                 .for_each(run);
         }
+    }
+}
+
+/// Columns per weight panel of a [`TileLinear`]: a layer of width 512 has 8 panels that the
+/// threads of a one-query product share (a layer of width 256, 4). The width is fixed — not
+/// derived from the thread count — so every product is the same `gemm` calls on any machine.
+/// Panels of 64–256 columns ran within noise of each other on 64-row tiles on the development
+/// machine (BENCHMARKS.md); narrower ones give more threads work on one tile.
+const PANEL_COLUMNS: usize = 64;
+
+/// A linear layer of the network's row path (input, blocks, output): [`HostLinear`]'s parameters
+/// with the weight also stored as [`ColumnPanels`], so that one tile's product can be split by
+/// output columns over threads (each reads only its panels of W) with the same bits as on one.
+#[derive(Debug, Clone)]
+pub(crate) struct TileLinear {
+    pub linear: HostLinear,
+    panels: ColumnPanels,
+}
+
+impl TileLinear {
+    /// Copies a burn layer's parameters to the host and lays the weight out in panels.
+    pub fn from_burn<B: Backend>(layer: &Linear<B>) -> Result<Self> {
+        Self::from_host(HostLinear::from_burn(layer)?)
+    }
+
+    fn from_host(linear: HostLinear) -> Result<Self> {
+        let panels = ColumnPanels::from_row_major(
+            &linear.weight,
+            (linear.d_in, linear.d_out),
+            PANEL_COLUMNS,
+        )
+        .map_err(|e| crate::ModelError::InvalidConfig {
+            field: "linear layer weight",
+            reason: e.to_string(),
+        })?;
+        Ok(Self { linear, panels })
+    }
+
+    /// `out` ← x·W + b for `x` `[rows, d_in]`, `out` `[rows, d_out]`; with `accumulate`,
+    /// `out` ← out + x·W + b (a residual connection fused into the product). One `gemm` call per
+    /// column panel, on rayon's pool with [`Threads::Pool`], else on the calling thread; callers
+    /// give it a fixed number of rows (a tile of the batch, see [`super::prior::ROW_TILE`]) so
+    /// that `gemm` picks the same kernels and blocking for every call and a row's result never
+    /// depends on the rows around it or on the threads.
+    pub fn forward(&self, x: &[f32], out: &mut [f32], accumulate: bool, threads: Threads) {
+        for row in out.chunks_exact_mut(self.linear.d_out) {
+            if accumulate {
+                row.iter_mut()
+                    .zip(&self.linear.bias)
+                    .for_each(|(o, b)| *o += b);
+            } else {
+                row.copy_from_slice(&self.linear.bias);
+            }
+        }
+        matmul_panels(out, x, &self.panels, true, threads)
+            .expect("layer shapes are fixed when the prior is copied");
     }
 }
 
@@ -155,6 +185,35 @@ impl HostBlock {
                     norm_out: HostLayerNorm::from_burn(&b.norm_out)?,
                     film: HostLinear::from_burn(&b.film)?,
                     linear_out: HostLinear::from_burn(&b.linear_out)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// One residual block of the host inference path: [`HostBlock`]'s parameters with the two row
+/// products as [`TileLinear`]s.
+#[derive(Debug, Clone)]
+pub(crate) struct TileBlock {
+    pub norm_in: HostLayerNorm,
+    pub linear_in: TileLinear,
+    pub norm_out: HostLayerNorm,
+    pub film: HostLinear,
+    pub linear_out: TileLinear,
+}
+
+impl TileBlock {
+    /// Every residual block of `backbone`, on the host.
+    pub fn all_from_burn<B: Backend>(backbone: &crate::network::ResMlp<B>) -> Result<Vec<Self>> {
+        HostBlock::all_from_burn(backbone)?
+            .into_iter()
+            .map(|b| {
+                Ok(Self {
+                    norm_in: b.norm_in,
+                    linear_in: TileLinear::from_host(b.linear_in)?,
+                    norm_out: b.norm_out,
+                    film: b.film,
+                    linear_out: TileLinear::from_host(b.linear_out)?,
                 })
             })
             .collect()

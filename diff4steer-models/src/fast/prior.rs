@@ -9,7 +9,7 @@ use diff4steer_index::dense::Threads;
 use pulp::Arch;
 
 use super::kernels::{silu_in_place, FilmKernel};
-use super::layers::{HostBlock, HostLayerNorm, HostLinear};
+use super::layers::{HostLayerNorm, HostLinear, TileBlock, TileLinear};
 use crate::network::angular_frequencies;
 use crate::prior::DiffusionPrior;
 use crate::Result;
@@ -48,10 +48,14 @@ impl<'a> NamedTensor<'a> {
 /// Rows of the batch that go through the network together: every GEMM of the forward pass gets
 /// exactly this many rows (the last tile zero-padded), so `gemm` chooses the same kernels and
 /// blocking for every call, and a row's result is the same bits alone, in any batch and with any
-/// number of threads (tests/fast_prior.rs). Tiles are spread over rayon's pool; 32 rows keep a
-/// tile's activations in L2 and split a single query's 32 seeds with guidance (64 rows) over two
-/// cores.
-pub(crate) const ROW_TILE: usize = 32;
+/// number of threads (tests/fast_prior.rs). With at least as many tiles as threads, tiles are
+/// spread over rayon's pool; with fewer (one query: 32 seeds with guidance are one 64-row tile),
+/// each product of a tile is split by the weight's column panels over the threads instead
+/// ([`TileLinear`]), so each core streams only its share of the weights. 64 rows keep a tile's
+/// activations (3 × 128 KB at width 512) in L2 and, against 32-row tiles, halve how often each
+/// weight is read per row: on the development machine a 64×512×512 product split by panels
+/// over two cores ran ≈ 1.2× faster than two 32-row tiles side by side (BENCHMARKS.md).
+pub(crate) const ROW_TILE: usize = 64;
 
 /// Most tiles one thread takes through the network layer by layer: each layer runs for every
 /// tile of the group before the next layer starts, so a layer's weight (1 MB at width 512), read
@@ -119,6 +123,29 @@ type GroupWork<'a> = (
     &'a mut [TileScratch],
 );
 
+/// Runs `f(first_row, rows)` over `values` (`[rows, width]`): on the calling thread in one call
+/// with [`Threads::Single`], or in about one chunk of whole rows per thread of rayon's pool with
+/// [`Threads::Pool`]. For row-wise passes, whose result for a row does not depend on the chunk.
+fn for_rows(
+    values: &mut [f32],
+    width: usize,
+    threads: Threads,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) {
+    use rayon::prelude::*;
+    match threads {
+        Threads::Single => f(0, values),
+        Threads::Pool => {
+            let rows = values.len() / width;
+            let chunk = rows.div_ceil(rayon::current_num_threads()).max(1);
+            values
+                .par_chunks_mut(chunk * width)
+                .enumerate()
+                .for_each(|(i, rows)| f(i * chunk, rows));
+        }
+    }
+}
+
 /// Resizes `buffer` to `len` (contents are overwritten by the caller).
 fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buffer.resize(len, 0.0);
@@ -151,10 +178,10 @@ pub struct FastPrior {
     embedding_dim: usize,
     sigma_data: f32,
     frequencies: Vec<f32>,
-    input: HostLinear,
-    blocks: Vec<HostBlock>,
+    input: TileLinear,
+    blocks: Vec<TileBlock>,
     norm_out: HostLayerNorm,
-    output: HostLinear,
+    output: TileLinear,
     noise_in: HostLinear,
     noise_out: HostLinear,
     query_projection: HostLinear,
@@ -171,20 +198,20 @@ impl FastPrior {
     /// [`crate::ModelError::Core`] when a tensor cannot be read back from the device.
     pub fn from_prior<B: Backend>(prior: &DiffusionPrior<B>) -> Result<Self> {
         let backbone = &prior.backbone;
-        let blocks = HostBlock::all_from_burn(backbone)?;
-        let input = HostLinear::from_burn(&backbone.input)?;
+        let blocks = TileBlock::all_from_burn(backbone)?;
+        let input = TileLinear::from_burn(&backbone.input)?;
         let noise_out = HostLinear::from_burn(&prior.noise_out)?;
         Ok(Self {
             target_dim: prior.target_dim,
             query_dim: prior.query_dim,
-            width: input.d_out,
+            width: input.linear.d_out,
             embedding_dim: noise_out.d_out,
             sigma_data: prior.sigma_data as f32,
             frequencies: angular_frequencies(prior.fourier_features),
             input,
             blocks,
             norm_out: HostLayerNorm::from_burn(&backbone.norm_out)?,
-            output: HostLinear::from_burn(&backbone.output)?,
+            output: TileLinear::from_burn(&backbone.output)?,
             noise_in: HostLinear::from_burn(&prior.noise_in)?,
             noise_out,
             query_projection: HostLinear::from_burn(&prior.query_projection)?,
@@ -241,16 +268,24 @@ impl FastPrior {
             ));
         }
         let mut out = Vec::new();
-        lin("input", &self.input, &mut out);
+        lin("input", &self.input.linear, &mut out);
         for (i, b) in self.blocks.iter().enumerate() {
             norm(&format!("blocks.{i}.norm_in"), &b.norm_in, &mut out);
-            lin(&format!("blocks.{i}.linear_in"), &b.linear_in, &mut out);
+            lin(
+                &format!("blocks.{i}.linear_in"),
+                &b.linear_in.linear,
+                &mut out,
+            );
             norm(&format!("blocks.{i}.norm_out"), &b.norm_out, &mut out);
             lin(&format!("blocks.{i}.film"), &b.film, &mut out);
-            lin(&format!("blocks.{i}.linear_out"), &b.linear_out, &mut out);
+            lin(
+                &format!("blocks.{i}.linear_out"),
+                &b.linear_out.linear,
+                &mut out,
+            );
         }
         norm("norm_out", &self.norm_out, &mut out);
-        lin("output", &self.output, &mut out);
+        lin("output", &self.output.linear, &mut out);
         lin("noise_in", &self.noise_in, &mut out);
         lin("noise_out", &self.noise_out, &mut out);
         lin("query_projection", &self.query_projection, &mut out);
@@ -355,19 +390,30 @@ impl FastPrior {
         if scratch.tiles.len() < tiles {
             scratch.tiles.resize_with(tiles, TileScratch::default);
         }
-        let run = |(((out, x), row_condition), tiles): GroupWork<'_>| {
-            self.forward_group(x, row_condition, table, tiles, out)
-        };
         let tiles_scratch = &mut scratch.tiles[..tiles];
-        let parallel = self.threads == Threads::Pool && tiles > 1;
+        let pool = self.threads == Threads::Pool;
+        if pool && tiles < rayon::current_num_threads() {
+            // Too few tiles to keep every thread busy: every product of the tiles is split by
+            // the weight's column panels, and every element-wise pass by rows, over the pool.
+            // The pass runs on one of the pool's threads (`scope` moves it there when the caller
+            // is not one), so that its ~20 splits hand work to a sibling thread instead of each
+            // waking the pool from outside and putting the caller to sleep.
+            rayon::scope(|_| {
+                self.forward_group(x, row_condition, table, tiles_scratch, out, Threads::Pool)
+            });
+            return;
+        }
+        let run = |(((out, x), row_condition), tiles): GroupWork<'_>| {
+            self.forward_group(x, row_condition, table, tiles, out, Threads::Single)
+        };
         // On the pool, enough groups to keep every thread busy; at most TILE_GROUP tiles each.
-        let group = if parallel {
+        let group = if pool {
             tiles.div_ceil(rayon::current_num_threads()).min(TILE_GROUP)
         } else {
             TILE_GROUP
         };
         let (rows, values) = (group * ROW_TILE, group * ROW_TILE * t);
-        if parallel {
+        if pool {
             out.par_chunks_mut(values)
                 .zip(x.par_chunks(values))
                 .zip(row_condition.par_chunks(rows))
@@ -383,9 +429,11 @@ impl FastPrior {
     }
 
     /// D(x, σ, q) for the rows of consecutive tiles (one [`TileScratch`] per [`ROW_TILE`] rows,
-    /// the last one possibly short), on the calling thread, layer by layer: each layer runs for
-    /// every tile before the next one starts (see [`TILE_GROUP`]). A tile's computation is the
-    /// same as it would be alone.
+    /// the last one possibly short), layer by layer: each layer runs for every tile before the
+    /// next one starts (see [`TILE_GROUP`]). With [`Threads::Single`] everything runs on the
+    /// calling thread; with [`Threads::Pool`] each product is split by column panels and each
+    /// element-wise pass by rows over rayon's pool. A tile's computation is the same as it would
+    /// be alone, on any number of threads.
     fn forward_group(
         &self,
         x: &[f32],
@@ -393,6 +441,7 @@ impl FastPrior {
         table: &ConditionTable,
         tiles: &mut [TileScratch],
         out: &mut [f32],
+        threads: Threads,
     ) {
         let t = self.target_dim;
         for ((tile, x), row_condition) in tiles
@@ -400,11 +449,11 @@ impl FastPrior {
             .zip(x.chunks(ROW_TILE * t))
             .zip(row_condition.chunks(ROW_TILE))
         {
-            self.tile_input(x, row_condition, table, tile);
+            self.tile_input(x, row_condition, table, tile, threads);
         }
         for (block, film) in self.blocks.iter().zip(&table.film) {
             for tile in tiles.iter_mut() {
-                self.tile_block(block, film, tile);
+                self.tile_block(block, film, tile, threads);
             }
         }
         for (((tile, out), x), row_condition) in tiles
@@ -413,7 +462,7 @@ impl FastPrior {
             .zip(x.chunks(ROW_TILE * t))
             .zip(row_condition.chunks(ROW_TILE))
         {
-            self.tile_output(x, row_condition, table, tile, out);
+            self.tile_output(x, row_condition, table, tile, out, threads);
         }
     }
 
@@ -425,6 +474,7 @@ impl FastPrior {
         row_condition: &[usize],
         table: &ConditionTable,
         tile: &mut TileScratch,
+        threads: Threads,
     ) {
         let (t, w) = (self.target_dim, self.width);
         // Padding rows take condition 0 and a zero input; their outputs are dropped.
@@ -447,7 +497,7 @@ impl FastPrior {
         }
 
         let hidden = sized(&mut tile.hidden, ROW_TILE * w);
-        self.input.forward(&tile.x_in, hidden, false);
+        self.input.forward(&tile.x_in, hidden, false, threads);
         if self.query_input.is_some() {
             // + V·q_eff, computed once per condition.
             for (row, &c) in hidden.chunks_exact_mut(w).zip(&tile.row_condition) {
@@ -460,21 +510,39 @@ impl FastPrior {
     /// One residual block on a tile (METHOD.md, the prior's backbone): inner =
     /// LN₂(Linear₁(SiLU(LN₁(h)))), then FiLM with the row's condition and SiLU;
     /// h += Linear₂(inner).
-    fn tile_block(&self, block: &HostBlock, film: &[f32], tile: &mut TileScratch) {
+    fn tile_block(
+        &self,
+        block: &TileBlock,
+        film: &[f32],
+        tile: &mut TileScratch,
+        threads: Threads,
+    ) {
         let w = self.width;
-        let branch = sized(&mut tile.branch, ROW_TILE * w);
-        branch.copy_from_slice(&tile.hidden);
-        block.norm_in.forward(branch, true);
-        let inner = sized(&mut tile.inner, ROW_TILE * w);
-        block.linear_in.forward(branch, inner, false);
-        Arch::new().dispatch(FilmKernel {
-            values: inner,
-            gamma: &block.norm_out.gamma,
-            beta: &block.norm_out.beta,
-            film,
-            row_condition: &tile.row_condition,
+        let TileScratch {
+            hidden,
+            branch,
+            inner,
+            row_condition,
+            ..
+        } = tile;
+        let branch = sized(branch, ROW_TILE * w);
+        for_rows(branch, w, threads, |first, rows| {
+            rows.copy_from_slice(&hidden[first * w..first * w + rows.len()]);
+            block.norm_in.forward(rows, true);
         });
-        block.linear_out.forward(inner, &mut tile.hidden, true);
+        let inner = sized(inner, ROW_TILE * w);
+        block.linear_in.forward(branch, inner, false, threads);
+        for_rows(inner, w, threads, |first, rows| {
+            let row_condition = &row_condition[first..first + rows.len() / w];
+            Arch::new().dispatch(FilmKernel {
+                values: rows,
+                gamma: &block.norm_out.gamma,
+                beta: &block.norm_out.beta,
+                film,
+                row_condition,
+            })
+        });
+        block.linear_out.forward(inner, hidden, true, threads);
     }
 
     /// The network's output for the tile, and D = c_skip·x + c_out·F into `out` (its rows only).
@@ -485,14 +553,18 @@ impl FastPrior {
         table: &ConditionTable,
         tile: &mut TileScratch,
         out: &mut [f32],
+        threads: Threads,
     ) {
         let (t, w) = (self.target_dim, self.width);
         let sd2 = self.sigma_data * self.sigma_data;
         let branch = sized(&mut tile.branch, ROW_TILE * w);
-        branch.copy_from_slice(&tile.hidden);
-        self.norm_out.forward(branch, true);
+        let hidden = &tile.hidden;
+        for_rows(branch, w, threads, |first, rows| {
+            rows.copy_from_slice(&hidden[first * w..first * w + rows.len()]);
+            self.norm_out.forward(rows, true);
+        });
         let output = sized(&mut tile.output, ROW_TILE * t);
-        self.output.forward(branch, output, false);
+        self.output.forward(branch, output, false, threads);
 
         // D = c_skip·x + c_out·F, c_skip = σ_d²/(σ² + σ_d²), c_out = σ·σ_d/√(σ² + σ_d²).
         for (((dst, src), f), &c) in out
