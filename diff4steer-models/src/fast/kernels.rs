@@ -68,10 +68,13 @@ impl WithSimd for FilmKernel<'_> {
     }
 }
 
-/// out ← out + x·W for a few rows of `x` (`[rows, d_in]`) and W `[d_in, d_out]` row-major:
-/// W is streamed once for all rows, each of its rows added to every output row scaled by that
-/// row's input (AXPY form: contiguous, vectorised, no packing). A GEMM packs W first, which costs
-/// more than the product itself for the one or two conditioning rows of a sampler step.
+/// out ← out + x·W for a few rows of `x` (`[rows, d_in]`) and W `[d_in, d_out]` row-major, with
+/// no packing: a GEMM packs W first, which costs more than the product itself for the few rows of
+/// the conditioning path (one or two conditions per σ). The output is computed in blocks of
+/// [`FEW_ROWS_COLUMNS`] columns × [`FEW_ROWS_ROWS`] rows held in registers while W's rows stream
+/// past (a block of W's columns, 32 KB at d_in = 512, stays in L1/L2 for the next rows). Each
+/// element is out + x₀·w₀ + x₁·w₁ + … added in order of p with separate multiply and add, so its
+/// bits do not depend on the number of rows, the blocking or the instruction set.
 pub(crate) struct FewRowsProduct<'a> {
     /// `[rows, d_out]`, accumulated into.
     pub out: &'a mut [f32],
@@ -83,24 +86,89 @@ pub(crate) struct FewRowsProduct<'a> {
     pub d_in: usize,
 }
 
+/// Output columns of one register block of [`FewRowsProduct`] (two AVX2 registers).
+const FEW_ROWS_COLUMNS: usize = 16;
+
+/// Output rows of one register block of [`FewRowsProduct`].
+const FEW_ROWS_ROWS: usize = 4;
+
 impl WithSimd for FewRowsProduct<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _simd: S) {
-        let d_out = self.weight.len() / self.d_in;
-        for (p, w_row) in self.weight.chunks_exact(d_out).enumerate() {
-            for (out_row, x_row) in self
-                .out
-                .chunks_exact_mut(d_out)
-                .zip(self.x.chunks_exact(self.d_in))
-            {
-                let a = x_row[p];
-                for (o, &w) in out_row.iter_mut().zip(w_row) {
-                    *o += a * w;
+        let d_in = self.d_in;
+        let d_out = self.weight.len() / d_in;
+        let rows = self.x.len() / d_in;
+        let blocked = d_out / FEW_ROWS_COLUMNS * FEW_ROWS_COLUMNS;
+        for first_column in (0..blocked).step_by(FEW_ROWS_COLUMNS) {
+            let mut row = 0;
+            while row + FEW_ROWS_ROWS <= rows {
+                few_rows_block::<FEW_ROWS_ROWS>(
+                    self.out,
+                    self.x,
+                    self.weight,
+                    (d_in, d_out),
+                    (row, first_column),
+                );
+                row += FEW_ROWS_ROWS;
+            }
+            for row in row..rows {
+                few_rows_block::<1>(
+                    self.out,
+                    self.x,
+                    self.weight,
+                    (d_in, d_out),
+                    (row, first_column),
+                );
+            }
+        }
+        // Columns past the last whole block, one at a time in the same order.
+        for (out_row, x_row) in self
+            .out
+            .chunks_exact_mut(d_out)
+            .zip(self.x.chunks_exact(d_in))
+        {
+            for (column, o) in out_row.iter_mut().enumerate().skip(blocked) {
+                for (p, &a) in x_row.iter().enumerate() {
+                    *o += a * self.weight[p * d_out + column];
                 }
             }
         }
+    }
+}
+
+/// One `R` × [`FEW_ROWS_COLUMNS`] block of [`FewRowsProduct`]: rows `first_row..first_row + R`,
+/// columns `first_column..first_column + FEW_ROWS_COLUMNS`.
+#[inline(always)]
+fn few_rows_block<const R: usize>(
+    out: &mut [f32],
+    x: &[f32],
+    weight: &[f32],
+    (d_in, d_out): (usize, usize),
+    (first_row, first_column): (usize, usize),
+) {
+    let mut acc = [[0.0f32; FEW_ROWS_COLUMNS]; R];
+    let x_rows: [&[f32]; R] =
+        std::array::from_fn(|i| &x[(first_row + i) * d_in..(first_row + i + 1) * d_in]);
+    for (i, acc) in acc.iter_mut().enumerate() {
+        let start = (first_row + i) * d_out + first_column;
+        acc.copy_from_slice(&out[start..start + FEW_ROWS_COLUMNS]);
+    }
+    for (p, w_row) in weight.chunks_exact(d_out).enumerate() {
+        let w: &[f32; FEW_ROWS_COLUMNS] = w_row[first_column..first_column + FEW_ROWS_COLUMNS]
+            .try_into()
+            .expect("a whole block of columns");
+        for (acc, x_row) in acc.iter_mut().zip(&x_rows) {
+            let a = x_row[p];
+            for (o, &w) in acc.iter_mut().zip(w) {
+                *o += a * w;
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        let start = (first_row + i) * d_out + first_column;
+        out[start..start + FEW_ROWS_COLUMNS].copy_from_slice(acc);
     }
 }
 
@@ -274,6 +342,38 @@ mod tests {
                 let silu = y / (1.0 + (-y).exp());
                 assert!((out[i] as f64 - silu).abs() < 1e-5, "{} vs {silu}", out[i]);
             }
+        }
+    }
+
+    #[test]
+    fn few_rows_product_adds_each_term_in_order_as_the_plain_loop_does() {
+        // Blocks of rows and columns with ragged remainders of both, and fewer columns than a block.
+        for &(rows, d_in, d_out) in &[(9, 37, 53), (4, 8, 16), (1, 5, 3), (34, 24, 96)] {
+            let x: Vec<f32> = (0..rows * d_in)
+                .map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0)
+                .collect();
+            let weight: Vec<f32> = (0..d_in * d_out)
+                .map(|i| ((i * 7 % 31) as f32 - 15.0) / 11.0)
+                .collect();
+            let start: Vec<f32> = (0..rows * d_out).map(|i| (i % 5) as f32 * 0.3).collect();
+            // The plain loop: every output element gets its d_in terms added in order of p.
+            let mut truth = start.clone();
+            for r in 0..rows {
+                for c in 0..d_out {
+                    for p in 0..d_in {
+                        truth[r * d_out + c] += x[r * d_in + p] * weight[p * d_out + c];
+                    }
+                }
+            }
+            let mut out = start.clone();
+            pulp::Arch::new().dispatch(FewRowsProduct {
+                out: &mut out,
+                x: &x,
+                weight: &weight,
+                d_in,
+            });
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&out), bits(&truth), "{rows}×{d_in}×{d_out}");
         }
     }
 }

@@ -14,9 +14,6 @@ use crate::Result;
 /// burn's `LayerNormConfig` default ε, which every norm of the prior uses.
 pub(crate) const LAYER_NORM_EPSILON: f32 = 1e-5;
 
-/// Rows per pass over the weight in [`HostLinear::forward_rowwise`].
-const ROWWISE_CHUNK: usize = 16;
-
 /// y = x·W + b with W `[d_in, d_out]` row-major (burn's layout).
 #[derive(Debug, Clone)]
 pub(crate) struct HostLinear {
@@ -44,10 +41,10 @@ impl HostLinear {
     }
 
     /// `out` ← x·W + b (with `accumulate`, `out` ← out + x·W + b) for the conditioning path's few
-    /// rows: W is streamed once per
-    /// [`ROWWISE_CHUNK`] rows with no packing (see [`FewRowsProduct`]), which beats a GEMM for the
-    /// one or two conditions of a sampler step; each row's sums run in the same order whatever the
-    /// number of rows, so its result does not depend on the batch.
+    /// rows, with no packing (see [`FewRowsProduct`]), which beats a GEMM for the one or two
+    /// conditions of a sampler step. With [`Threads::Pool`] the rows are split into about one
+    /// chunk per thread. Each row's sums run in the same order whatever the number of rows and
+    /// the split, so its result does not depend on the batch.
     pub fn forward_rowwise(&self, x: &[f32], out: &mut [f32], accumulate: bool, threads: Threads) {
         use rayon::prelude::*;
         let run = |(out, x): (&mut [f32], &[f32])| {
@@ -65,13 +62,17 @@ impl HostLinear {
                 d_in: self.d_in,
             });
         };
-        let out_chunks = out.chunks_mut(ROWWISE_CHUNK * self.d_out);
-        let x_chunks = x.chunks(ROWWISE_CHUNK * self.d_in);
-        if threads == Threads::Single || x.len() <= ROWWISE_CHUNK * self.d_in {
-            out_chunks.zip(x_chunks).for_each(run);
+        let rows = x.len() / self.d_in;
+        // Whole register blocks of rows per thread (see FewRowsProduct).
+        let chunk = rows
+            .div_ceil(rayon::current_num_threads())
+            .next_multiple_of(4)
+            .max(1);
+        if threads == Threads::Single || rows <= chunk {
+            run((out, x));
         } else {
-            out.par_chunks_mut(ROWWISE_CHUNK * self.d_out)
-                .zip(x.par_chunks(ROWWISE_CHUNK * self.d_in))
+            out.par_chunks_mut(chunk * self.d_out)
+                .zip(x.par_chunks(chunk * self.d_in))
                 .for_each(run);
         }
     }
