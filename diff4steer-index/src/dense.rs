@@ -262,19 +262,22 @@ struct SharedOutput(*mut f32);
 unsafe impl Send for SharedOutput {}
 unsafe impl Sync for SharedOutput {}
 
-/// C ← A·B (C ← C + A·B with `accumulate`) for row-major `a` `[m, k]` and `c` `[m, n]`, with B
-/// stored as [`ColumnPanels`]: one `gemm` call per panel, writing C's columns of that panel in
-/// place. With [`Threads::Pool`] the panels are spread over rayon's pool; with
-/// [`Threads::Single`] they run one after another on the calling thread. Each panel's call is the
-/// same either way, so C's bits are too.
+/// C ← A·B + bias (C ← C + A·B + bias with `accumulate`; bias `[n]` added to every row, none
+/// when `None`) for row-major `a` `[m, k]` and `c` `[m, n]`, with B stored as [`ColumnPanels`]:
+/// one job per panel writes its columns of C in place — the bias, then one `gemm` call that adds
+/// A·B to them. With [`Threads::Pool`] the panels are spread over rayon's pool; with
+/// [`Threads::Single`] they run one after another on the calling thread. Each panel's work is the
+/// same either way, so C's bits are too. (A linear layer's y = x·W + b, and a residual
+/// h ← h + x·W + b, in one pass over C.)
 ///
 /// # Errors
-/// [`IndexError::DimMismatch`] when `a` is not a whole number of `k`-wide rows or `c` is not
-/// `[m, n]`.
+/// [`IndexError::DimMismatch`] when `a` is not a whole number of `k`-wide rows, `c` is not
+/// `[m, n]` or the bias is not `n` wide.
 pub fn matmul_panels(
     c: &mut [f32],
     a: &[f32],
     b: &ColumnPanels,
+    bias: Option<&[f32]>,
     accumulate: bool,
     threads: Threads,
 ) -> Result<()> {
@@ -287,6 +290,7 @@ pub fn matmul_panels(
     for (what, len, expected) in [
         ("GEMM left operand", a.len(), m * k),
         ("GEMM output", c.len(), m * n),
+        ("GEMM bias", bias.map_or(n, <[f32]>::len), n),
     ] {
         if len != expected {
             return Err(IndexError::DimMismatch {
@@ -299,25 +303,40 @@ pub fn matmul_panels(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    if k == 0 {
-        if !accumulate {
-            c.fill(0.0);
-        }
-        return Ok(());
-    }
     let output = SharedOutput(c.as_mut_ptr());
     let panel = |j: usize| {
         let (first, width, values) = b.panel(j);
         let output = output;
-        // SAFETY: A is `[m, k]` (checked), the panel `[k, width]` (its slice), and C's elements
-        // (i, first + j') for i < m, j' < width lie at `i·n + first + j' < m·n`, inside `c`,
-        // which this call borrows exclusively; panels cover disjoint columns, so no two calls
-        // write the same element, and none reads another's.
+        // SAFETY (both blocks): A is `[m, k]` (checked), the panel `[k, width]` (its slice), and
+        // C's elements (i, first + j') for i < m, j' < width lie at `i·n + first + j' < m·n`,
+        // inside `c`, which this call borrows exclusively; panels cover disjoint columns, so no
+        // two jobs touch the same element of C, and no slice made here outlives its job.
+        let start = |i: usize| unsafe { output.0.add(i * n + first) };
+        if let Some(bias) = bias {
+            let bias = &bias[first..first + width];
+            for i in 0..m {
+                let row = unsafe { std::slice::from_raw_parts_mut(start(i), width) };
+                if accumulate {
+                    row.iter_mut().zip(bias).for_each(|(c, b)| *c += b);
+                } else {
+                    row.copy_from_slice(bias);
+                }
+            }
+        }
+        let add = accumulate || bias.is_some();
+        if k == 0 {
+            if !add {
+                for i in 0..m {
+                    unsafe { std::slice::from_raw_parts_mut(start(i), width) }.fill(0.0);
+                }
+            }
+            return;
+        }
         unsafe {
             sgemm(
                 (m, k, width),
-                (output.0.add(first), n as isize),
-                accumulate,
+                (start(0), n as isize),
+                add,
                 (a.as_ptr(), 1, k as isize),
                 (values.as_ptr(), 1, width as isize),
                 gemm::Parallelism::None,
@@ -463,17 +482,31 @@ mod tests {
             assert_eq!(panels.panel_count(), n.div_ceil(panel));
             assert_eq!((panels.rows(), panels.columns()), (k, n));
             let mut results = Vec::new();
+            let bias = values(n, 5);
             for threads in [Threads::Single, Threads::Pool] {
                 let mut c = vec![f32::NAN; m * n];
-                matmul_panels(&mut c, &a, &panels, false, threads).unwrap();
+                matmul_panels(&mut c, &a, &panels, None, false, threads).unwrap();
                 let mut acc = vec![1.0f32; m * n];
-                matmul_panels(&mut acc, &a, &panels, true, threads).unwrap();
+                matmul_panels(&mut acc, &a, &panels, None, true, threads).unwrap();
+                let mut biased = vec![f32::NAN; m * n];
+                matmul_panels(&mut biased, &a, &panels, Some(&bias), false, threads).unwrap();
+                let mut residual = vec![1.0f32; m * n];
+                matmul_panels(&mut residual, &a, &panels, Some(&bias), true, threads).unwrap();
                 for i in 0..m * n {
                     let tol = 1e-4 * (1.0 + truth[i].abs());
                     assert!((c[i] - truth[i]).abs() <= tol, "{m}x{k}x{n} / {panel}");
                     assert!((acc[i] - 1.0 - truth[i]).abs() <= tol);
+                    let b = bias[i % n];
+                    assert!((biased[i] - b - truth[i]).abs() <= tol);
+                    assert!((residual[i] - 1.0 - b - truth[i]).abs() <= tol);
                 }
-                results.push(c.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+                results.push(
+                    [c, biased, residual]
+                        .iter()
+                        .flatten()
+                        .map(|v| v.to_bits())
+                        .collect::<Vec<_>>(),
+                );
             }
             assert_eq!(
                 results[0], results[1],
@@ -497,13 +530,40 @@ mod tests {
         let mut c = vec![0.0f32; 6];
         // Three rows of A (6 values) need nine outputs.
         assert!(matches!(
-            matmul_panels(&mut c, &[1.0; 6], &panels, false, Threads::Single),
+            matmul_panels(&mut c, &[1.0; 6], &panels, None, false, Threads::Single),
             Err(IndexError::DimMismatch { .. })
         ));
         // A is not a whole number of rows.
         assert!(matches!(
-            matmul_panels(&mut c, &[1.0; 5], &panels, false, Threads::Single),
+            matmul_panels(&mut c, &[1.0; 5], &panels, None, false, Threads::Single),
             Err(IndexError::DimMismatch { .. })
         ));
+        // The bias is not one value per column.
+        assert!(matches!(
+            matmul_panels(
+                &mut c,
+                &[1.0; 4],
+                &panels,
+                Some(&[1.0; 2]),
+                false,
+                Threads::Pool
+            ),
+            Err(IndexError::DimMismatch { .. })
+        ));
+        // No inner dimension: C is the bias (added with `accumulate`), or zero.
+        let empty = ColumnPanels::from_row_major(&[], (0, 3), 2).unwrap();
+        let mut c = vec![5.0f32; 6];
+        matmul_panels(
+            &mut c,
+            &[],
+            &empty,
+            Some(&[1.0, 2.0, 3.0]),
+            true,
+            Threads::Pool,
+        )
+        .unwrap();
+        assert_eq!(c, vec![6.0, 7.0, 8.0, 6.0, 7.0, 8.0]);
+        matmul_panels(&mut c, &[], &empty, None, false, Threads::Single).unwrap();
+        assert_eq!(c, vec![0.0; 6]);
     }
 }

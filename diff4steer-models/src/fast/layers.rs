@@ -120,17 +120,15 @@ impl TileLinear {
     /// that `gemm` picks the same kernels and blocking for every call and a row's result never
     /// depends on the rows around it or on the threads.
     pub fn forward(&self, x: &[f32], out: &mut [f32], accumulate: bool, threads: Threads) {
-        for row in out.chunks_exact_mut(self.linear.d_out) {
-            if accumulate {
-                row.iter_mut()
-                    .zip(&self.linear.bias)
-                    .for_each(|(o, b)| *o += b);
-            } else {
-                row.copy_from_slice(&self.linear.bias);
-            }
-        }
-        matmul_panels(out, x, &self.panels, true, threads)
-            .expect("layer shapes are fixed when the prior is copied");
+        matmul_panels(
+            out,
+            x,
+            &self.panels,
+            Some(&self.linear.bias),
+            accumulate,
+            threads,
+        )
+        .expect("layer shapes are fixed when the prior is copied");
     }
 }
 
