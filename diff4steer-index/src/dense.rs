@@ -262,6 +262,13 @@ struct SharedOutput(*mut f32);
 unsafe impl Send for SharedOutput {}
 unsafe impl Sync for SharedOutput {}
 
+impl SharedOutput {
+    /// The pointer (a method, so that closures capture the `Send` wrapper, not its field).
+    fn base(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// C ← A·B + bias (C ← C + A·B + bias with `accumulate`; bias `[n]` added to every row, none
 /// when `None`) for row-major `a` `[m, k]` and `c` `[m, n]`, with B stored as [`ColumnPanels`]:
 /// one job per panel writes its columns of C in place — the bias, then one `gemm` call that adds
@@ -282,11 +289,7 @@ pub fn matmul_panels(
     threads: Threads,
 ) -> Result<()> {
     let (k, n) = (b.k, b.n);
-    let m = if k == 0 {
-        c.len() / n.max(1)
-    } else {
-        a.len() / k
-    };
+    let m = a.len().checked_div(k).unwrap_or_else(|| c.len() / n.max(1));
     for (what, len, expected) in [
         ("GEMM left operand", a.len(), m * k),
         ("GEMM output", c.len(), m * n),
@@ -306,12 +309,11 @@ pub fn matmul_panels(
     let output = SharedOutput(c.as_mut_ptr());
     let panel = |j: usize| {
         let (first, width, values) = b.panel(j);
-        let output = output;
         // SAFETY (both blocks): A is `[m, k]` (checked), the panel `[k, width]` (its slice), and
         // C's elements (i, first + j') for i < m, j' < width lie at `i·n + first + j' < m·n`,
         // inside `c`, which this call borrows exclusively; panels cover disjoint columns, so no
         // two jobs touch the same element of C, and no slice made here outlives its job.
-        let start = |i: usize| unsafe { output.0.add(i * n + first) };
+        let start = |i: usize| unsafe { output.base().add(i * n + first) };
         if let Some(bias) = bias {
             let bias = &bias[first..first + width];
             for i in 0..m {
