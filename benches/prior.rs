@@ -3,7 +3,9 @@
 //! the denoiser forward at batch 1 … 1024 through burn's CPU backend and through the fast host
 //! path, one guided sampler step, and a full guided trajectory (32 seeds, CFG w = 2) for each
 //! sampler — burn's `Sampler` over the burn prior and, for the deterministic samplers, the host
-//! `FastSampler`.
+//! `FastSampler`; and one layer's product for a single query's 64 rows, split over the threads by
+//! rows (two 32-row halves, each reading the whole weight) or by the weight's column panels (the
+//! host path's choice, `dense::matmul_panels`).
 
 use burn::tensor::{Tensor, TensorData};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -159,9 +161,65 @@ fn sampling(c: &mut Criterion) {
     group.finish();
 }
 
+/// One 512×512 layer on 64 rows, cycling through eight different weights (as a forward pass
+/// does, so that each is read from L3 or memory rather than L2).
+fn one_query_product(c: &mut Criterion) {
+    use diff4steer_index::dense::{matmul, matmul_panels, ColumnPanels, RightLayout, Threads};
+    const ROWS: usize = 64;
+    const WIDTH: usize = 512;
+    let weights: Vec<Vec<f32>> = (0..8)
+        .map(|i| unit_rows(WIDTH, WIDTH, 10 + i as u64))
+        .collect();
+    let panels: Vec<ColumnPanels> = weights
+        .iter()
+        .map(|w| ColumnPanels::from_row_major(w, (WIDTH, WIDTH), 64).expect("square weight"))
+        .collect();
+    let x = unit_rows(ROWS, WIDTH, 3);
+    let mut out = vec![0.0f32; ROWS * WIDTH];
+    let mut group = c.benchmark_group("one_query_product_64x512x512");
+    group.throughput(Throughput::Elements(8 * (2 * ROWS * WIDTH * WIDTH) as u64));
+    group.bench_function("row-halves-on-two-threads", |b| {
+        b.iter(|| {
+            let (top, bottom) = out.split_at_mut(ROWS / 2 * WIDTH);
+            let (x_top, x_bottom) = x.split_at(ROWS / 2 * WIDTH);
+            let half = |out: &mut [f32], x: &[f32]| {
+                for w in &weights {
+                    let shape = (ROWS / 2, WIDTH, WIDTH);
+                    matmul(
+                        out,
+                        x,
+                        w,
+                        shape,
+                        RightLayout::RowMajor,
+                        false,
+                        Threads::Single,
+                    )
+                    .expect("shapes");
+                }
+            };
+            rayon::join(|| half(top, x_top), || half(bottom, x_bottom));
+        })
+    });
+    for (name, threads) in [
+        ("column-panels-on-the-pool", Threads::Pool),
+        ("column-panels-one-thread", Threads::Single),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                rayon::scope(|_| {
+                    for w in &panels {
+                        matmul_panels(&mut out, &x, w, None, false, threads).expect("shapes");
+                    }
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(3));
-    targets = forward, sampling
+    targets = forward, sampling, one_query_product
 }
 criterion_main!(benches);
