@@ -1,5 +1,5 @@
 //! The host (CPU) paths of a trained prior, without burn in the loop: [`FastPrior`] (the network
-//! on host buffers, fixed 32-row tiles through every layer, the conditioning path once per
+//! on host buffers, fixed 64-row tiles through every layer, the conditioning path once per
 //! distinct condition), [`FastSampler`] (deterministic samplers with [`HostGuidance`]:
 //! classifier-free or negative guidance and steering), [`FastSeeds`] (both behind
 //! [`SeedGenerator`](crate::SeedGenerator)), [`ImplicitClassifier`] (the prior as a relevance

@@ -59,11 +59,11 @@ pub(crate) const ROW_TILE: usize = 64;
 
 /// Most tiles one thread takes through the network layer by layer: each layer runs for every
 /// tile of the group before the next layer starts, so a layer's weight (1 MB at width 512), read
-/// from L3 or memory for the group's first tile, is still in L2 for the others, instead of being
-/// read again for every 32-row tile. Each tile's products are the same `gemm` calls whatever the
-/// group, so grouping changes no bits. On 4,096 rows at 512×4 on the development machine, groups
-/// of 8–64 tiles ran 1.03–1.23× faster than tile by tile (alternating calls in one process,
-/// BENCHMARKS.md); a single query's two tiles stay one per thread.
+/// from L3 or memory for the group's first tile, is still in L2 for the others (where L2 holds
+/// it), instead of being read again for every tile. Each tile's products are the same `gemm`
+/// calls whatever the group, so grouping changes no bits. On 4,096 rows at 512×4 on the
+/// development machine (then with 32-row tiles), groups of 8–64 tiles ran 1.03–1.23× faster than
+/// tile by tile (alternating calls in one process, BENCHMARKS.md).
 const TILE_GROUP: usize = 16;
 
 /// Reusable buffers of one forward pass; they grow to the largest batch seen and are then reused,
@@ -156,9 +156,11 @@ fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// preconditioning, Karras et al. 2022, Table 1) evaluated on the host from a copy of a
 /// [`DiffusionPrior`]'s weights: the same arithmetic in f32, organised for CPU inference.
 ///
-/// - Every layer is one GEMM over all rows of the batch (the `gemm` crate's AVX-512/AVX2 kernels;
-///   threads from rayon's pool unless [`FastPrior::with_threads`] says otherwise), with biases and
-///   residual additions fused into the product.
+/// - Every layer is a GEMM over fixed 64-row tiles of the batch (the `gemm` crate's AVX-512/AVX2
+///   kernels), with biases and residual additions fused into the product. Threads come from
+///   rayon's pool unless [`FastPrior::with_threads`] says otherwise: a large batch spreads its
+///   tiles over them; a small one (a single query's 64 rows) splits each product by the weight's
+///   column panels instead, so each core streams only its share of the weights.
 /// - The conditioning path — Fourier features of c_noise, the noise MLP, the query projection and
 ///   every block's FiLM layer — depends only on (σ, q), so it runs once per *distinct* condition
 ///   ([`HostCondition`]) and is shared by every row under it: with classifier-free guidance, 32
