@@ -80,19 +80,11 @@ pub fn matmul_layouts(
     accumulate: bool,
     threads: Threads,
 ) -> Result<()> {
-    for (what, len, expected) in [
+    check_lengths([
         ("GEMM left operand", a.len(), m * k),
         ("GEMM right operand", b.len(), k * n),
         ("GEMM output", c.len(), m * n),
-    ] {
-        if len != expected {
-            return Err(IndexError::DimMismatch {
-                what,
-                expected,
-                got: len,
-            });
-        }
-    }
+    ])?;
     if m == 0 || n == 0 {
         return Ok(());
     }
@@ -129,6 +121,22 @@ pub fn matmul_layouts(
         );
     }
     Ok(())
+}
+
+/// [`IndexError::DimMismatch`] for the first operand whose length is not what its shape says:
+/// each entry is (what, length, expected length).
+fn check_lengths<const N: usize>(operands: [(&'static str, usize, usize); N]) -> Result<()> {
+    match operands
+        .into_iter()
+        .find(|&(_, len, expected)| len != expected)
+    {
+        Some((what, got, expected)) => Err(IndexError::DimMismatch {
+            what,
+            expected,
+            got,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// C ← C + A·B (with `accumulate`) or C ← A·B (C not read) through `gemm`, for an `[m, k]` A,
@@ -290,19 +298,11 @@ pub fn matmul_panels(
 ) -> Result<()> {
     let (k, n) = (b.k, b.n);
     let m = a.len().checked_div(k).unwrap_or_else(|| c.len() / n.max(1));
-    for (what, len, expected) in [
+    check_lengths([
         ("GEMM left operand", a.len(), m * k),
         ("GEMM output", c.len(), m * n),
         ("GEMM bias", bias.map_or(n, <[f32]>::len), n),
-    ] {
-        if len != expected {
-            return Err(IndexError::DimMismatch {
-                what,
-                expected,
-                got: len,
-            });
-        }
-    }
+    ])?;
     if m == 0 || n == 0 {
         return Ok(());
     }

@@ -49,6 +49,7 @@ pub mod hnsw;
 #[cfg(feature = "milvus")]
 pub mod milvus;
 mod pages;
+pub mod pairwise_sum;
 pub mod preprocess;
 pub mod similarity;
 pub mod top_k;

@@ -10,6 +10,7 @@
 use pulp::{Arch, Simd, WithSimd};
 
 use super::graph::Node;
+use crate::pairwise_sum::pairwise_sum;
 use crate::{FlatIndex, Similarity, VectorIndex};
 
 /// Lanes of the dot-product kernel: independent partial sums the compiler keeps in SIMD registers.
@@ -27,22 +28,7 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
             acc[i] += x[i] * y[i];
         }
     }
-    sum_lanes(acc) + tail
-}
-
-/// The sum of the [`LANES`] partial sums as a pairwise tree — lane i plus lane i + 8, then
-/// i + 4, i + 2, i + 1 — four dependent additions instead of fifteen: one fixed order that
-/// every path of the kernel uses.
-#[inline(always)]
-fn sum_lanes(mut lanes: [f32; LANES]) -> f32 {
-    let mut half = LANES / 2;
-    while half > 0 {
-        for i in 0..half {
-            lanes[i] += lanes[i + half];
-        }
-        half /= 2;
-    }
-    lanes[0]
+    pairwise_sum(acc) + tail
 }
 
 /// The [`LANES`] partial sums held in SIMD registers, as plain lanes.
@@ -56,7 +42,7 @@ fn lanes_of<S: Simd>(registers: &[S::f32s]) -> [f32; LANES] {
 /// [`dot`] in the SIMD registers of the instruction set `pulp` dispatches to: the same
 /// [`LANES`] partial sums, held as one AVX-512 register, two AVX2 registers or sixteen scalars,
 /// each summing the same rounded products in the same order, then added up in the tree order of
-/// [`dot`] ([`sum_lanes`]), so every path gives the same bits.
+/// [`dot`] ([`pairwise_sum`]), so every path gives the same bits.
 struct DotKernel<'a> {
     a: &'a [f32],
     b: &'a [f32],
@@ -82,7 +68,7 @@ impl WithSimd for DotKernel<'_> {
             }
         }
         let tail: f32 = tail_a.iter().zip(tail_b).map(|(x, y)| x * y).sum();
-        sum_lanes(lanes_of::<S>(&acc[..registers])) + tail
+        pairwise_sum(lanes_of::<S>(&acc[..registers])) + tail
     }
 }
 
@@ -115,7 +101,7 @@ impl WithSimd for DotManyKernel<'_, '_> {
         let (chunks_q, tail_q) = query.as_chunks::<LANES>();
         let finish = |acc: &[S::f32s; LANES], tail_b: &[f32]| -> f32 {
             let tail: f32 = tail_q.iter().zip(tail_b).map(|(x, y)| x * y).sum();
-            sum_lanes(lanes_of::<S>(&acc[..registers])) + tail
+            pairwise_sum(lanes_of::<S>(&acc[..registers])) + tail
         };
         let mut groups = self.nodes.chunks_exact(4);
         let mut outs = self.out.chunks_exact_mut(4);

@@ -3,6 +3,7 @@
 //! dispatch, which compiles them for AVX-512 or AVX2 when the CPU has it. They run on one tile of
 //! rows at a time; the forward pass spreads tiles over threads.
 
+use diff4steer_index::pairwise_sum::pairwise_sum;
 use pulp::{Simd, WithSimd};
 
 use super::layers::LAYER_NORM_EPSILON as EPSILON;
@@ -285,21 +286,7 @@ pub(crate) fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f32 {
             *lane += f(v);
         }
     }
-    sum_lanes(lanes) + tail
-}
-
-/// The sum of the partial sums, as a pairwise tree (lane i + lane i + 16, then + 8, …: five
-/// vector additions instead of 31 dependent scalar ones).
-#[inline(always)]
-fn sum_lanes(mut lanes: [f32; LANES]) -> f32 {
-    let mut half = LANES / 2;
-    while half > 0 {
-        for i in 0..half {
-            lanes[i] += lanes[i + half];
-        }
-        half /= 2;
-    }
-    lanes[0]
+    pairwise_sum(lanes) + tail
 }
 
 /// Σ a·b over two rows of equal length with [`LANES`] partial sums (vectorisable, deterministic).
@@ -318,7 +305,7 @@ pub(crate) fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
             *lane += x * y;
         }
     }
-    sum_lanes(lanes) + tail
+    pairwise_sum(lanes) + tail
 }
 
 /// Runs `f` compiled for the best instruction set the CPU has (AVX-512, AVX2+FMA, …) through
