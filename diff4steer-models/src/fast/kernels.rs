@@ -98,7 +98,7 @@ pub(crate) struct FewRowsProduct<'a> {
 const FEW_ROWS_COLUMNS: usize = 16;
 
 /// Output rows of one register block of [`FewRowsProduct`].
-const FEW_ROWS_ROWS: usize = 4;
+pub(crate) const FEW_ROWS_ROWS: usize = 4;
 
 impl WithSimd for FewRowsProduct<'_> {
     type Output = ();

@@ -8,7 +8,7 @@ use diff4steer_index::dense::{matmul_panels, ColumnPanels, Threads};
 
 use pulp::Arch;
 
-use super::kernels::{FewRowsProduct, LayerNormKernel};
+use super::kernels::{FewRowsProduct, LayerNormKernel, FEW_ROWS_ROWS};
 use crate::Result;
 
 /// burn's `LayerNormConfig` default ε, which every norm of the prior uses.
@@ -66,7 +66,7 @@ impl HostLinear {
         // Whole register blocks of rows per thread (see FewRowsProduct).
         let chunk = rows
             .div_ceil(rayon::current_num_threads())
-            .next_multiple_of(4)
+            .next_multiple_of(FEW_ROWS_ROWS)
             .max(1);
         if threads == Threads::Single || rows <= chunk {
             run((out, x));

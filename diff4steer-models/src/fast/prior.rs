@@ -54,7 +54,8 @@ impl<'a> NamedTensor<'a> {
 /// ([`TileLinear`]), so each core streams only its share of the weights. 64 rows keep a tile's
 /// activations (3 × 128 KB at width 512) in L2 and, against 32-row tiles, halve how often each
 /// weight is read per row: on the development machine a 64×512×512 product split by panels
-/// over two cores ran ≈ 1.2× faster than two 32-row tiles side by side (BENCHMARKS.md).
+/// over two cores ran ≈ 1.4× faster than two 32-row tiles side by side (criterion group
+/// `one_query_product_64x512x512`, BENCHMARKS.md).
 pub(crate) const ROW_TILE: usize = 64;
 
 /// Most tiles one thread takes through the network layer by layer: each layer runs for every
