@@ -307,12 +307,13 @@ pub fn matmul_panels(
         return Ok(());
     }
     let output = SharedOutput(c.as_mut_ptr());
-    let panel = |j: usize| {
+    let run_panel = |j: usize| {
         let (first, width, values) = b.panel(j);
-        // SAFETY (both blocks): A is `[m, k]` (checked), the panel `[k, width]` (its slice), and
-        // C's elements (i, first + j') for i < m, j' < width lie at `i·n + first + j' < m·n`,
-        // inside `c`, which this call borrows exclusively; panels cover disjoint columns, so no
-        // two jobs touch the same element of C, and no slice made here outlives its job.
+        // SAFETY (every block below): A is `[m, k]` (checked), the panel `[k, width]` (its
+        // slice), and C's elements (i, first + j') for i < m, j' < width lie at
+        // `i·n + first + j' < m·n`, inside `c`, which this call borrows exclusively; panels cover
+        // disjoint columns, so no two jobs touch the same element of C, and no slice made here
+        // outlives its job.
         let start = |i: usize| unsafe { output.base().add(i * n + first) };
         if let Some(bias) = bias {
             let bias = &bias[first..first + width];
@@ -346,10 +347,10 @@ pub fn matmul_panels(
         }
     };
     match threads {
-        Threads::Single => (0..b.panel_count()).for_each(panel),
+        Threads::Single => (0..b.panel_count()).for_each(run_panel),
         Threads::Pool => {
             use rayon::prelude::*;
-            (0..b.panel_count()).into_par_iter().for_each(panel);
+            (0..b.panel_count()).into_par_iter().for_each(run_panel);
         }
     }
     Ok(())
