@@ -1,7 +1,7 @@
 //! Element-wise kernels of the host inference path, written so that the compiler vectorises them
 //! (no branches in the inner loops, fixed-width partial sums) and run through `pulp`'s runtime
-//! dispatch, which compiles them for AVX-512 or AVX2 when the CPU has it. They run on one tile of
-//! rows at a time; the forward pass spreads tiles over threads.
+//! dispatch, which compiles them for AVX-512 or AVX2 when the CPU has it. They run on whole rows
+//! (a tile, or a thread's share of one); the forward pass spreads the rows over threads.
 
 use diff4steer_index::pairwise_sum::pairwise_sum;
 use pulp::{Simd, WithSimd};
@@ -69,8 +69,7 @@ impl WithSimd for FilmKernel<'_> {
                 .zip(scale)
                 .zip(shift)
             {
-                let y = (*v - mean) * inv_std * g + b;
-                *v = silu(y * (s + 1.0) + t);
+                *v = silu(normalise(*v, (mean, inv_std), (*g, *b)) * (s + 1.0) + t);
             }
         }
     }
@@ -248,6 +247,12 @@ pub(crate) fn row_moments(row: &[f32], epsilon: f32) -> (f32, f32) {
     (mean, 1.0 / (variance + epsilon).sqrt())
 }
 
+/// One value of a layer norm: (v − μ)·(1/√(σ² + ε))·γ + β, in that order of operations.
+#[inline(always)]
+fn normalise(v: f32, (mean, inv_std): (f32, f32), (gamma, beta): (f32, f32)) -> f32 {
+    (v - mean) * inv_std * gamma + beta
+}
+
 /// Row-wise layer normalisation (Ba et al. 2016), y = (x − μ)/√(σ² + ε)·γ + β with the biased
 /// variance, as burn's `LayerNorm`; `values` is `[rows, width]` row-major, written in place, and
 /// SiLU follows when `then_silu` (in the same pass).
@@ -265,11 +270,11 @@ pub(crate) fn layer_norm_rows(
         let normalised = row.iter_mut().zip(gamma).zip(beta);
         if then_silu {
             for ((v, g), b) in normalised {
-                *v = silu((*v - mean) * inv_std * g + b);
+                *v = silu(normalise(*v, (mean, inv_std), (*g, *b)));
             }
         } else {
             for ((v, g), b) in normalised {
-                *v = (*v - mean) * inv_std * g + b;
+                *v = normalise(*v, (mean, inv_std), (*g, *b));
             }
         }
     }

@@ -147,6 +147,21 @@ fn for_rows(
     }
 }
 
+/// `branch` ← SiLU(LN(`hidden`)) row by row (the residual stream is kept; `width` values per row),
+/// split by rows as [`for_rows`] does.
+fn norm_then_silu(
+    norm: &HostLayerNorm,
+    hidden: &[f32],
+    branch: &mut [f32],
+    width: usize,
+    threads: Threads,
+) {
+    for_rows(branch, width, threads, |first, rows| {
+        rows.copy_from_slice(&hidden[first * width..first * width + rows.len()]);
+        norm.forward(rows, true);
+    });
+}
+
 /// Resizes `buffer` to `len` (contents are overwritten by the caller).
 fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
     buffer.resize(len, 0.0);
@@ -529,10 +544,7 @@ impl FastPrior {
             ..
         } = tile;
         let branch = sized(branch, ROW_TILE * w);
-        for_rows(branch, w, threads, |first, rows| {
-            rows.copy_from_slice(&hidden[first * w..first * w + rows.len()]);
-            block.norm_in.forward(rows, true);
-        });
+        norm_then_silu(&block.norm_in, hidden, branch, w, threads);
         let inner = sized(inner, ROW_TILE * w);
         block.linear_in.forward(branch, inner, false, threads);
         for_rows(inner, w, threads, |first, rows| {
@@ -561,11 +573,7 @@ impl FastPrior {
         let (t, w) = (self.target_dim, self.width);
         let sd2 = self.sigma_data * self.sigma_data;
         let branch = sized(&mut tile.branch, ROW_TILE * w);
-        let hidden = &tile.hidden;
-        for_rows(branch, w, threads, |first, rows| {
-            rows.copy_from_slice(&hidden[first * w..first * w + rows.len()]);
-            self.norm_out.forward(rows, true);
-        });
+        norm_then_silu(&self.norm_out, &tile.hidden, branch, w, threads);
         let output = sized(&mut tile.output, ROW_TILE * t);
         self.output.forward(branch, output, false, threads);
 
