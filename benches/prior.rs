@@ -3,9 +3,10 @@
 //! the denoiser forward at batch 1 … 1024 through burn's CPU backend and through the fast host
 //! path, one guided sampler step, and a full guided trajectory (32 seeds, CFG w = 2) for each
 //! sampler — burn's `Sampler` over the burn prior and, for the deterministic samplers, the host
-//! `FastSampler`; and one layer's product for a single query's 64 rows, split over the threads by
-//! rows (two 32-row halves, each reading the whole weight) or by the weight's column panels (the
-//! host path's choice, `dense::matmul_panels`).
+//! `FastSampler`; and one layer's product for a single query's 64 rows: through `gemm` (as it
+//! splits the product over the pool, and as two 32-row halves side by side, each reading the
+//! whole weight) and through the host path's kernel on the weight's pre-packed column panels
+//! (`column_panels::matmul_panels`, on the pool and on one thread).
 
 use burn::tensor::{Tensor, TensorData};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -164,7 +165,8 @@ fn sampling(c: &mut Criterion) {
 /// One 512×512 layer on 64 rows, cycling through eight different weights (as a forward pass
 /// does, so that each is read from L3 or memory rather than L2).
 fn one_query_product(c: &mut Criterion) {
-    use diff4steer_index::dense::{matmul, matmul_panels, ColumnPanels, RightLayout, Threads};
+    use diff4steer_index::column_panels::{matmul_panels, ColumnPanels};
+    use diff4steer_index::dense::{matmul, RightLayout, Threads};
     const ROWS: usize = 64;
     const WIDTH: usize = 512;
     let weights: Vec<Vec<f32>> = (0..8)
@@ -178,6 +180,23 @@ fn one_query_product(c: &mut Criterion) {
     let mut out = vec![0.0f32; ROWS * WIDTH];
     let mut group = c.benchmark_group("one_query_product_64x512x512");
     group.throughput(Throughput::Elements(8 * (2 * ROWS * WIDTH * WIDTH) as u64));
+    group.bench_function("gemm-on-the-pool", |b| {
+        b.iter(|| {
+            for w in &weights {
+                let shape = (ROWS, WIDTH, WIDTH);
+                matmul(
+                    &mut out,
+                    &x,
+                    w,
+                    shape,
+                    RightLayout::RowMajor,
+                    false,
+                    Threads::Pool,
+                )
+                .expect("shapes");
+            }
+        })
+    });
     group.bench_function("row-halves-on-two-threads", |b| {
         b.iter(|| {
             let (top, bottom) = out.split_at_mut(ROWS / 2 * WIDTH);

@@ -36,6 +36,7 @@
 
 pub mod atomic;
 mod checked_file;
+pub mod column_panels;
 pub mod dense;
 pub mod error;
 #[cfg(feature = "faiss")]

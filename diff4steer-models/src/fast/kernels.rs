@@ -10,8 +10,10 @@ use super::layers::LAYER_NORM_EPSILON as EPSILON;
 
 /// Layer norm of every row, then SiLU when `then_silu` (see [`layer_norm_rows`]).
 pub(crate) struct LayerNormKernel<'a> {
-    /// `[rows, width]`, normalised in place.
-    pub values: &'a mut [f32],
+    /// `[rows, width]`, the rows to normalise.
+    pub input: &'a [f32],
+    /// `[rows, width]`, written.
+    pub output: &'a mut [f32],
     /// γ, `width` values.
     pub gamma: &'a [f32],
     /// β, `width` values.
@@ -27,7 +29,8 @@ impl WithSimd for LayerNormKernel<'_> {
     fn with_simd<S: Simd>(self, _simd: S) {
         let width = self.gamma.len();
         layer_norm_rows(
-            self.values,
+            self.input,
+            self.output,
             width,
             self.gamma,
             self.beta,
@@ -72,110 +75,6 @@ impl WithSimd for FilmKernel<'_> {
                 *v = silu(normalise(*v, (mean, inv_std), (*g, *b)) * (s + 1.0) + t);
             }
         }
-    }
-}
-
-/// out ← out + x·W for a few rows of `x` (`[rows, d_in]`) and W `[d_in, d_out]` row-major, with
-/// no packing: a GEMM packs W first, which costs more than the product itself for the few rows of
-/// the conditioning path (one or two conditions per σ). The output is computed in blocks of
-/// [`FEW_ROWS_COLUMNS`] columns × [`FEW_ROWS_ROWS`] rows held in registers while W's rows stream
-/// past (a block of W's columns, 32 KB at d_in = 512, stays in L1/L2 for the next rows). Each
-/// element is out + x₀·w₀ + x₁·w₁ + … added in order of p with separate multiply and add, so its
-/// bits do not depend on the number of rows, the blocking or the instruction set.
-pub(crate) struct FewRowsProduct<'a> {
-    /// `[rows, d_out]`, accumulated into.
-    pub out: &'a mut [f32],
-    /// `[rows, d_in]`.
-    pub x: &'a [f32],
-    /// `[d_in, d_out]`.
-    pub weight: &'a [f32],
-    /// d_in.
-    pub d_in: usize,
-}
-
-/// Output columns of one register block of [`FewRowsProduct`] (two AVX2 registers).
-const FEW_ROWS_COLUMNS: usize = 16;
-
-/// Output rows of one register block of [`FewRowsProduct`].
-pub(crate) const FEW_ROWS_ROWS: usize = 4;
-
-impl WithSimd for FewRowsProduct<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: Simd>(self, _simd: S) {
-        let d_in = self.d_in;
-        let d_out = self.weight.len() / d_in;
-        let rows = self.x.len() / d_in;
-        let blocked = d_out / FEW_ROWS_COLUMNS * FEW_ROWS_COLUMNS;
-        for first_column in (0..blocked).step_by(FEW_ROWS_COLUMNS) {
-            let mut row = 0;
-            while row + FEW_ROWS_ROWS <= rows {
-                few_rows_block::<FEW_ROWS_ROWS>(
-                    self.out,
-                    self.x,
-                    self.weight,
-                    (d_in, d_out),
-                    (row, first_column),
-                );
-                row += FEW_ROWS_ROWS;
-            }
-            for row in row..rows {
-                few_rows_block::<1>(
-                    self.out,
-                    self.x,
-                    self.weight,
-                    (d_in, d_out),
-                    (row, first_column),
-                );
-            }
-        }
-        // Columns past the last whole block, one at a time in the same order.
-        for (out_row, x_row) in self
-            .out
-            .chunks_exact_mut(d_out)
-            .zip(self.x.chunks_exact(d_in))
-        {
-            for (column, o) in out_row.iter_mut().enumerate().skip(blocked) {
-                for (p, &a) in x_row.iter().enumerate() {
-                    *o += a * self.weight[p * d_out + column];
-                }
-            }
-        }
-    }
-}
-
-/// One `R` × [`FEW_ROWS_COLUMNS`] block of [`FewRowsProduct`]: rows `first_row..first_row + R`,
-/// columns `first_column..first_column + FEW_ROWS_COLUMNS`.
-#[inline(always)]
-fn few_rows_block<const R: usize>(
-    out: &mut [f32],
-    x: &[f32],
-    weight: &[f32],
-    (d_in, d_out): (usize, usize),
-    (first_row, first_column): (usize, usize),
-) {
-    let mut acc = [[0.0f32; FEW_ROWS_COLUMNS]; R];
-    let x_rows: [&[f32]; R] =
-        std::array::from_fn(|i| &x[(first_row + i) * d_in..(first_row + i + 1) * d_in]);
-    for (i, acc) in acc.iter_mut().enumerate() {
-        let start = (first_row + i) * d_out + first_column;
-        acc.copy_from_slice(&out[start..start + FEW_ROWS_COLUMNS]);
-    }
-    for (p, w_row) in weight.chunks_exact(d_out).enumerate() {
-        let w: &[f32; FEW_ROWS_COLUMNS] = w_row[first_column..first_column + FEW_ROWS_COLUMNS]
-            .try_into()
-            .expect("a whole block of columns");
-        for (acc, x_row) in acc.iter_mut().zip(&x_rows) {
-            let a = x_row[p];
-            for (o, &w) in acc.iter_mut().zip(w) {
-                *o += a * w;
-            }
-        }
-    }
-    for (i, acc) in acc.iter().enumerate() {
-        let start = (first_row + i) * d_out + first_column;
-        out[start..start + FEW_ROWS_COLUMNS].copy_from_slice(acc);
     }
 }
 
@@ -254,27 +153,31 @@ fn normalise(v: f32, (mean, inv_std): (f32, f32), (gamma, beta): (f32, f32)) -> 
 }
 
 /// Row-wise layer normalisation (Ba et al. 2016), y = (x − μ)/√(σ² + ε)·γ + β with the biased
-/// variance, as burn's `LayerNorm`; `values` is `[rows, width]` row-major, written in place, and
-/// SiLU follows when `then_silu` (in the same pass).
+/// variance, as burn's `LayerNorm`, from `input` to `output` (both `[rows, width]` row-major),
+/// with SiLU after it when `then_silu` (in the same pass).
 #[inline(always)]
 pub(crate) fn layer_norm_rows(
-    values: &mut [f32],
+    input: &[f32],
+    output: &mut [f32],
     width: usize,
     gamma: &[f32],
     beta: &[f32],
     epsilon: f32,
     then_silu: bool,
 ) {
-    for row in values.chunks_exact_mut(width) {
+    for (row, out) in input
+        .chunks_exact(width)
+        .zip(output.chunks_exact_mut(width))
+    {
         let (mean, inv_std) = row_moments(row, epsilon);
-        let normalised = row.iter_mut().zip(gamma).zip(beta);
+        let normalised = out.iter_mut().zip(row).zip(gamma).zip(beta);
         if then_silu {
-            for ((v, g), b) in normalised {
-                *v = silu(normalise(*v, (mean, inv_std), (*g, *b)));
+            for (((o, v), g), b) in normalised {
+                *o = silu(normalise(*v, (mean, inv_std), (*g, *b)));
             }
         } else {
-            for ((v, g), b) in normalised {
-                *v = normalise(*v, (mean, inv_std), (*g, *b));
+            for (((o, v), g), b) in normalised {
+                *o = normalise(*v, (mean, inv_std), (*g, *b));
             }
         }
     }
@@ -368,8 +271,8 @@ mod tests {
             .collect();
         let gamma: Vec<f32> = (0..width).map(|i| 0.5 + i as f32 * 0.1).collect();
         let beta: Vec<f32> = (0..width).map(|i| i as f32 * -0.05).collect();
-        let mut normed = values.clone();
-        layer_norm_rows(&mut normed, width, &gamma, &beta, 1e-5, true);
+        let mut normed = vec![f32::NAN; values.len()];
+        layer_norm_rows(&values, &mut normed, width, &gamma, &beta, 1e-5, true);
         for (row, out) in values.chunks(width).zip(normed.chunks(width)) {
             let mean: f64 = row.iter().map(|&v| v as f64).sum::<f64>() / width as f64;
             let var: f64 =
@@ -380,38 +283,6 @@ mod tests {
                 let silu = y / (1.0 + (-y).exp());
                 assert!((out[i] as f64 - silu).abs() < 1e-5, "{} vs {silu}", out[i]);
             }
-        }
-    }
-
-    #[test]
-    fn few_rows_product_adds_each_term_in_order_as_the_plain_loop_does() {
-        // Blocks of rows and columns with ragged remainders of both, and fewer columns than a block.
-        for &(rows, d_in, d_out) in &[(9, 37, 53), (4, 8, 16), (1, 5, 3), (34, 24, 96)] {
-            let x: Vec<f32> = (0..rows * d_in)
-                .map(|i| ((i * 13 % 29) as f32 - 14.0) / 9.0)
-                .collect();
-            let weight: Vec<f32> = (0..d_in * d_out)
-                .map(|i| ((i * 7 % 31) as f32 - 15.0) / 11.0)
-                .collect();
-            let start: Vec<f32> = (0..rows * d_out).map(|i| (i % 5) as f32 * 0.3).collect();
-            // The plain loop: every output element gets its d_in terms added in order of p.
-            let mut truth = start.clone();
-            for r in 0..rows {
-                for c in 0..d_out {
-                    for p in 0..d_in {
-                        truth[r * d_out + c] += x[r * d_in + p] * weight[p * d_out + c];
-                    }
-                }
-            }
-            let mut out = start.clone();
-            pulp::Arch::new().dispatch(FewRowsProduct {
-                out: &mut out,
-                x: &x,
-                weight: &weight,
-                d_in,
-            });
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&out), bits(&truth), "{rows}×{d_in}×{d_out}");
         }
     }
 }

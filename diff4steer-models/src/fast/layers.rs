@@ -4,11 +4,12 @@
 use burn::nn::{LayerNorm, Linear};
 use burn::tensor::backend::Backend;
 use diff4steer_core::tensor_util::to_host_f32;
-use diff4steer_index::dense::{matmul_panels, ColumnPanels, Threads};
+use diff4steer_index::column_panels::{matmul_panels, ColumnPanels};
+use diff4steer_index::dense::Threads;
 
 use pulp::Arch;
 
-use super::kernels::{FewRowsProduct, LayerNormKernel, FEW_ROWS_ROWS};
+use super::kernels::LayerNormKernel;
 use crate::Result;
 
 /// burn's `LayerNormConfig` default ε, which every norm of the prior uses.
@@ -39,63 +40,28 @@ impl HostLinear {
             bias,
         })
     }
-
-    /// `out` ← x·W + b (with `accumulate`, `out` ← out + x·W + b) for the conditioning path's few
-    /// rows, with no packing (see [`FewRowsProduct`]), which beats a GEMM for the one or two
-    /// conditions of a sampler step. With [`Threads::Pool`] the rows are split into about one
-    /// chunk per thread. Each row's sums run in the same order whatever the number of rows and
-    /// the split, so its result does not depend on the batch.
-    pub fn forward_rowwise(&self, x: &[f32], out: &mut [f32], accumulate: bool, threads: Threads) {
-        use rayon::prelude::*;
-        let run = |(out, x): (&mut [f32], &[f32])| {
-            for row in out.chunks_exact_mut(self.d_out) {
-                if accumulate {
-                    row.iter_mut().zip(&self.bias).for_each(|(o, b)| *o += b);
-                } else {
-                    row.copy_from_slice(&self.bias);
-                }
-            }
-            Arch::new().dispatch(FewRowsProduct {
-                out,
-                x,
-                weight: &self.weight,
-                d_in: self.d_in,
-            });
-        };
-        let rows = x.len() / self.d_in;
-        // Whole register blocks of rows per thread (see FewRowsProduct).
-        let chunk = rows
-            .div_ceil(rayon::current_num_threads())
-            .next_multiple_of(FEW_ROWS_ROWS)
-            .max(1);
-        if threads == Threads::Single || rows <= chunk {
-            run((out, x));
-        } else {
-            out.par_chunks_mut(chunk * self.d_out)
-                .zip(x.par_chunks(chunk * self.d_in))
-                .for_each(run);
-        }
-    }
 }
 
-/// Columns per weight panel of a [`TileLinear`]: a layer of width 512 has 8 panels that the
-/// threads of a one-query product share (a layer of width 256, 4). The width is fixed — not
-/// derived from the thread count — so every product is the same `gemm` calls on any machine.
-/// Panels of 64–256 columns ran within noise of each other on 64-row tiles on the development
-/// machine (BENCHMARKS.md); narrower ones give more threads work on one tile.
+/// Columns per weight panel of a [`PackedLinear`]: a layer of width 512 has 8 panels that the
+/// threads of a one-query product share (a layer of width 256, 4). (A row's result does not
+/// depend on the panel width or the thread count; the width only sets how finely a product can
+/// be shared.) Panels of 64–256 columns ran within noise of each other on 64-row tiles on the
+/// development machine (BENCHMARKS.md); narrower ones give more threads work on one tile.
 const PANEL_COLUMNS: usize = 64;
 
-/// A linear layer of the network's row path (input, blocks, output): [`HostLinear`]'s parameters
-/// with the weight also stored as [`ColumnPanels`], so that one tile's product can be split by
-/// output columns over threads (each reads only its panels of W) with the same bits as on one.
+/// A linear layer of the host prior: [`HostLinear`]'s parameters with the weight also packed as
+/// [`ColumnPanels`], so that its products need no packing per call and can be split by output
+/// columns over threads (each reads only its panels of W). Every row's result is its own sums in
+/// a fixed order, so it is the same bits whatever the other rows of the call, the split and the
+/// number of threads (`diff4steer_index::column_panels`).
 #[derive(Debug, Clone)]
-pub(crate) struct TileLinear {
+pub(crate) struct PackedLinear {
     pub linear: HostLinear,
     panels: ColumnPanels,
 }
 
-impl TileLinear {
-    /// Copies a burn layer's parameters to the host and lays the weight out in panels.
+impl PackedLinear {
+    /// Copies a burn layer's parameters to the host and packs the weight.
     pub fn from_burn<B: Backend>(layer: &Linear<B>) -> Result<Self> {
         Self::from_host(HostLinear::from_burn(layer)?)
     }
@@ -114,11 +80,8 @@ impl TileLinear {
     }
 
     /// `out` ← x·W + b for `x` `[rows, d_in]`, `out` `[rows, d_out]`; with `accumulate`,
-    /// `out` ← out + x·W + b (a residual connection fused into the product). One `gemm` call per
-    /// column panel, on rayon's pool with [`Threads::Pool`], else on the calling thread; callers
-    /// give it a fixed number of rows (a tile of the batch, see [`super::prior::ROW_TILE`]) so
-    /// that `gemm` picks the same kernels and blocking for every call and a row's result never
-    /// depends on the rows around it or on the threads.
+    /// `out` ← out + x·W + b (a residual connection fused into the product). The column panels
+    /// run on rayon's pool with [`Threads::Pool`], else on the calling thread.
     pub fn forward(&self, x: &[f32], out: &mut [f32], accumulate: bool, threads: Threads) {
         matmul_panels(
             out,
@@ -150,10 +113,11 @@ impl HostLayerNorm {
         Ok(Self { gamma, beta })
     }
 
-    /// Normalises each row of `values` (`[rows, width]`) in place, then SiLU when `then_silu`.
-    pub fn forward(&self, values: &mut [f32], then_silu: bool) {
+    /// `output` ← LN(`input`) row by row (both `[rows, width]`), then SiLU when `then_silu`.
+    pub fn forward(&self, input: &[f32], output: &mut [f32], then_silu: bool) {
         Arch::new().dispatch(LayerNormKernel {
-            values,
+            input,
+            output,
             gamma: &self.gamma,
             beta: &self.beta,
             then_silu,
@@ -190,15 +154,15 @@ impl HostBlock {
     }
 }
 
-/// One residual block of the host inference path: [`HostBlock`]'s parameters with the two row
-/// products as [`TileLinear`]s.
+/// One residual block of the host inference path: [`HostBlock`]'s parameters with its linear
+/// layers packed ([`PackedLinear`]).
 #[derive(Debug, Clone)]
 pub(crate) struct TileBlock {
     pub norm_in: HostLayerNorm,
-    pub linear_in: TileLinear,
+    pub linear_in: PackedLinear,
     pub norm_out: HostLayerNorm,
-    pub film: HostLinear,
-    pub linear_out: TileLinear,
+    pub film: PackedLinear,
+    pub linear_out: PackedLinear,
 }
 
 impl TileBlock {
@@ -209,10 +173,10 @@ impl TileBlock {
             .map(|b| {
                 Ok(Self {
                     norm_in: b.norm_in,
-                    linear_in: TileLinear::from_host(b.linear_in)?,
+                    linear_in: PackedLinear::from_host(b.linear_in)?,
                     norm_out: b.norm_out,
-                    film: b.film,
-                    linear_out: TileLinear::from_host(b.linear_out)?,
+                    film: PackedLinear::from_host(b.film)?,
+                    linear_out: PackedLinear::from_host(b.linear_out)?,
                 })
             })
             .collect()

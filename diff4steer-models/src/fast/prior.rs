@@ -9,7 +9,7 @@ use diff4steer_index::dense::Threads;
 use pulp::Arch;
 
 use super::kernels::{silu_in_place, FilmKernel};
-use super::layers::{HostLayerNorm, HostLinear, TileBlock, TileLinear};
+use super::layers::{HostLayerNorm, PackedLinear, TileBlock};
 use crate::network::angular_frequencies;
 use crate::prior::DiffusionPrior;
 use crate::Result;
@@ -45,16 +45,17 @@ impl<'a> NamedTensor<'a> {
     }
 }
 
-/// Rows of the batch that go through the network together: every GEMM of the forward pass gets
-/// exactly this many rows (the last tile zero-padded), so `gemm` chooses the same kernels and
-/// blocking for every call, and a row's result is the same bits alone, in any batch and with any
-/// number of threads (tests/fast_prior.rs). With at least as many tiles as threads, tiles are
-/// spread over rayon's pool; with fewer (one query: 32 seeds with guidance are one 64-row tile),
-/// each product of a tile is split by the weight's column panels over the threads instead
-/// ([`TileLinear`]), so each core streams only its share of the weights. 64 rows keep a tile's
-/// activations (3 × 128 KB at width 512) in L2 and, against 32-row tiles, halve how often each
-/// weight is read per row: on the development machine a 64×512×512 product split by panels
-/// over two cores ran ≈ 1.4× faster than two 32-row tiles side by side (criterion group
+/// Rows of the batch that go through the network together, layer by layer (the last tile of a
+/// batch may be shorter). Every product of the forward pass computes each row's sums in a fixed
+/// order whatever the rows around it (`diff4steer_index::column_panels`), so a row's result is
+/// the same bits alone, in any batch and with any number of threads (tests/fast_prior.rs): the
+/// tile is only the unit of work and of cache blocking. With at least as many tiles as threads,
+/// tiles are spread over rayon's pool; with fewer (one query: 32 seeds with guidance are one
+/// 64-row tile), each product of a tile is split by the weight's column panels over the threads
+/// instead ([`PackedLinear`]), so each core streams only its share of the weights. 64 rows keep
+/// a tile's activations (3 × 128 KB at width 512) in L2 and, against 32-row tiles, halve how
+/// often each weight is read per row: on the development machine a 64×512×512 product split by
+/// panels over two cores ran ≈ 1.4× faster than two 32-row tiles side by side (criterion group
 /// `one_query_product_64x512x512`, BENCHMARKS.md).
 pub(crate) const ROW_TILE: usize = 64;
 
@@ -107,7 +108,7 @@ impl ConditionTable {
     }
 }
 
-/// The activations of one [`ROW_TILE`]-row tile.
+/// The activations of one tile (at most [`ROW_TILE`] rows).
 #[derive(Debug, Default, Clone)]
 struct TileScratch {
     x_in: Vec<f32>,
@@ -157,8 +158,11 @@ fn norm_then_silu(
     threads: Threads,
 ) {
     for_rows(branch, width, threads, |first, rows| {
-        rows.copy_from_slice(&hidden[first * width..first * width + rows.len()]);
-        norm.forward(rows, true);
+        norm.forward(
+            &hidden[first * width..first * width + rows.len()],
+            rows,
+            true,
+        );
     });
 }
 
@@ -196,14 +200,14 @@ pub struct FastPrior {
     embedding_dim: usize,
     sigma_data: f32,
     frequencies: Vec<f32>,
-    input: TileLinear,
+    input: PackedLinear,
     blocks: Vec<TileBlock>,
     norm_out: HostLayerNorm,
-    output: TileLinear,
-    noise_in: HostLinear,
-    noise_out: HostLinear,
-    query_projection: HostLinear,
-    query_input: Option<HostLinear>,
+    output: PackedLinear,
+    noise_in: PackedLinear,
+    noise_out: PackedLinear,
+    query_projection: PackedLinear,
+    query_input: Option<PackedLinear>,
     null_query: Vec<f32>,
     target_scaling: Option<TargetScaling>,
     threads: Threads,
@@ -217,26 +221,26 @@ impl FastPrior {
     pub fn from_prior<B: Backend>(prior: &DiffusionPrior<B>) -> Result<Self> {
         let backbone = &prior.backbone;
         let blocks = TileBlock::all_from_burn(backbone)?;
-        let input = TileLinear::from_burn(&backbone.input)?;
-        let noise_out = HostLinear::from_burn(&prior.noise_out)?;
+        let input = PackedLinear::from_burn(&backbone.input)?;
+        let noise_out = PackedLinear::from_burn(&prior.noise_out)?;
         Ok(Self {
             target_dim: prior.target_dim,
             query_dim: prior.query_dim,
             width: input.linear.d_out,
-            embedding_dim: noise_out.d_out,
+            embedding_dim: noise_out.linear.d_out,
             sigma_data: prior.sigma_data as f32,
             frequencies: angular_frequencies(prior.fourier_features),
             input,
             blocks,
             norm_out: HostLayerNorm::from_burn(&backbone.norm_out)?,
-            output: TileLinear::from_burn(&backbone.output)?,
-            noise_in: HostLinear::from_burn(&prior.noise_in)?,
+            output: PackedLinear::from_burn(&backbone.output)?,
+            noise_in: PackedLinear::from_burn(&prior.noise_in)?,
             noise_out,
-            query_projection: HostLinear::from_burn(&prior.query_projection)?,
+            query_projection: PackedLinear::from_burn(&prior.query_projection)?,
             query_input: prior
                 .query_input
                 .as_ref()
-                .map(HostLinear::from_burn)
+                .map(PackedLinear::from_burn)
                 .transpose()?,
             null_query: to_host_f32(prior.null_query.val())?,
             target_scaling: prior.target_scaling.clone(),
@@ -273,7 +277,8 @@ impl FastPrior {
                 &n.beta,
             ));
         }
-        fn lin<'a>(name: &str, l: &'a HostLinear, out: &mut Vec<NamedTensor<'a>>) {
+        fn lin<'a>(name: &str, l: &'a PackedLinear, out: &mut Vec<NamedTensor<'a>>) {
+            let l = &l.linear;
             out.push(NamedTensor::new(
                 format!("{name}.weight"),
                 vec![l.d_in, l.d_out],
@@ -286,24 +291,16 @@ impl FastPrior {
             ));
         }
         let mut out = Vec::new();
-        lin("input", &self.input.linear, &mut out);
+        lin("input", &self.input, &mut out);
         for (i, b) in self.blocks.iter().enumerate() {
             norm(&format!("blocks.{i}.norm_in"), &b.norm_in, &mut out);
-            lin(
-                &format!("blocks.{i}.linear_in"),
-                &b.linear_in.linear,
-                &mut out,
-            );
+            lin(&format!("blocks.{i}.linear_in"), &b.linear_in, &mut out);
             norm(&format!("blocks.{i}.norm_out"), &b.norm_out, &mut out);
             lin(&format!("blocks.{i}.film"), &b.film, &mut out);
-            lin(
-                &format!("blocks.{i}.linear_out"),
-                &b.linear_out.linear,
-                &mut out,
-            );
+            lin(&format!("blocks.{i}.linear_out"), &b.linear_out, &mut out);
         }
         norm("norm_out", &self.norm_out, &mut out);
-        lin("output", &self.output.linear, &mut out);
+        lin("output", &self.output, &mut out);
         lin("noise_in", &self.noise_in, &mut out);
         lin("noise_out", &self.noise_out, &mut out);
         lin("query_projection", &self.query_projection, &mut out);
@@ -484,7 +481,7 @@ impl FastPrior {
         }
     }
 
-    /// The network's input for up to [`ROW_TILE`] rows, as a full tile (zero rows pad it):
+    /// The network's input for a tile's rows (at most [`ROW_TILE`]):
     /// `tile.hidden` = Linear(c_in·x) (+ V·q_eff with a query input path).
     fn tile_input(
         &self,
@@ -495,15 +492,13 @@ impl FastPrior {
         threads: Threads,
     ) {
         let (t, w) = (self.target_dim, self.width);
-        // Padding rows take condition 0 and a zero input; their outputs are dropped.
+        let rows = row_condition.len();
         tile.row_condition.clear();
         tile.row_condition.extend_from_slice(row_condition);
-        tile.row_condition.resize(ROW_TILE, 0);
 
         // x_in = c_in(σ)·x, c_in = 1/√(σ² + σ_d²).
         let sd2 = self.sigma_data * self.sigma_data;
-        let x_in = sized(&mut tile.x_in, ROW_TILE * t);
-        x_in[x.len()..].fill(0.0);
+        let x_in = sized(&mut tile.x_in, rows * t);
         for ((dst, src), &c) in x_in
             .chunks_exact_mut(t)
             .zip(x.chunks_exact(t))
@@ -514,7 +509,7 @@ impl FastPrior {
             dst.iter_mut().zip(src).for_each(|(d, s)| *d = s * c_in);
         }
 
-        let hidden = sized(&mut tile.hidden, ROW_TILE * w);
+        let hidden = sized(&mut tile.hidden, rows * w);
         self.input.forward(&tile.x_in, hidden, false, threads);
         if self.query_input.is_some() {
             // + V·q_eff, computed once per condition.
@@ -543,9 +538,10 @@ impl FastPrior {
             row_condition,
             ..
         } = tile;
-        let branch = sized(branch, ROW_TILE * w);
+        let rows = row_condition.len();
+        let branch = sized(branch, rows * w);
         norm_then_silu(&block.norm_in, hidden, branch, w, threads);
-        let inner = sized(inner, ROW_TILE * w);
+        let inner = sized(inner, rows * w);
         block.linear_in.forward(branch, inner, false, threads);
         for_rows(inner, w, threads, |first, rows| {
             let row_condition = &row_condition[first..first + rows.len() / w];
@@ -572,9 +568,10 @@ impl FastPrior {
     ) {
         let (t, w) = (self.target_dim, self.width);
         let sd2 = self.sigma_data * self.sigma_data;
-        let branch = sized(&mut tile.branch, ROW_TILE * w);
+        let rows = row_condition.len();
+        let branch = sized(&mut tile.branch, rows * w);
         norm_then_silu(&self.norm_out, &tile.hidden, branch, w, threads);
-        let output = sized(&mut tile.output, ROW_TILE * t);
+        let output = sized(&mut tile.output, rows * t);
         self.output.forward(branch, output, false, threads);
 
         // D = c_skip·x + c_out·F, c_skip = σ_d²/(σ² + σ_d²), c_out = σ·σ_d/√(σ² + σ_d²).
@@ -597,7 +594,7 @@ impl FastPrior {
     /// Every block's FiLM [γ, β] for each condition, into `table.film[block]`
     /// (`[conditions, 2·width]`): MLP(Fourier(¼·ln σ)) + W·q, SiLU, then each block's FiLM layer;
     /// and, with a query input path, V·q into `table.input_offset`. Every product is row-wise
-    /// ([`HostLinear::forward_rowwise`]), so a condition's vectors do not depend on the others.
+    /// ([`PackedLinear`]), so a condition's vectors do not depend on the others.
     fn fill_condition_table(
         &self,
         conditions: &[HostCondition<'_>],
@@ -618,21 +615,19 @@ impl FastPrior {
             }
         }
         let tmp = sized(&mut scratch.condition_tmp, n * e);
-        self.noise_in
-            .forward_rowwise(features, tmp, false, Threads::Single);
+        self.noise_in.forward(features, tmp, false, Threads::Single);
         silu_in_place(tmp);
         let vector = sized(&mut scratch.condition, n * e);
-        self.noise_out
-            .forward_rowwise(tmp, vector, false, Threads::Single);
+        self.noise_out.forward(tmp, vector, false, Threads::Single);
         let queries = sized(&mut scratch.x_in, n * self.query_dim);
         for (row, c) in queries.chunks_exact_mut(self.query_dim).zip(conditions) {
             row.copy_from_slice(c.query.unwrap_or(&self.null_query));
         }
         self.query_projection
-            .forward_rowwise(queries, vector, true, Threads::Single);
+            .forward(queries, vector, true, Threads::Single);
         if let Some(query_input) = &self.query_input {
             let offset = sized(&mut table.input_offset, n * self.width);
-            query_input.forward_rowwise(queries, offset, false, Threads::Single);
+            query_input.forward(queries, offset, false, Threads::Single);
         }
         silu_in_place(vector);
         table.film.resize(self.blocks.len(), Vec::new());
@@ -640,7 +635,7 @@ impl FastPrior {
             let film = sized(film, n * 2 * self.width);
             block
                 .film
-                .forward_rowwise(&scratch.condition, film, false, self.threads);
+                .forward(&scratch.condition, film, false, self.threads);
         }
     }
 }
