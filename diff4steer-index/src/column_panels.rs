@@ -12,7 +12,8 @@
 //! order of p with fused multiply–adds, then added to C's prior value and the bias: its bits
 //! depend on neither the number of rows, nor the row's position in its block, nor how the panels
 //! are spread over threads, nor the instruction set (a fused multiply–add rounds once
-//! everywhere).
+//! everywhere; every AVX2, AVX-512 and ARMv8 CPU has it in hardware — on older x86 CPUs without
+//! FMA, `mul_add` is a library routine: the same bits, many times slower).
 //!
 //! The `unsafe` code is the output pointer shared by the threads that write C's disjoint column
 //! panels.
