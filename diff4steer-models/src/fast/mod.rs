@@ -1,6 +1,6 @@
 //! The host (CPU) paths of a trained prior, without burn in the loop: [`FastPrior`] (the network
-//! on host buffers, fixed 64-row tiles through every layer, the conditioning path once per
-//! distinct condition), [`FastSampler`] (deterministic samplers with [`HostGuidance`]:
+//! on host buffers, tiles of up to 64 rows through every layer, each product one kernel on
+//! weights packed once, the conditioning path once per distinct condition), [`FastSampler`] (deterministic samplers with [`HostGuidance`]:
 //! classifier-free or negative guidance and steering), [`FastSeeds`] (both behind
 //! [`SeedGenerator`](crate::SeedGenerator)), [`ImplicitClassifier`] (the prior as a relevance
 //! scorer, for re-ranking), and [`PriorGradients`] (the training loss and its hand-written

@@ -62,8 +62,8 @@ pub(crate) const ROW_TILE: usize = 64;
 /// Most tiles one thread takes through the network layer by layer: each layer runs for every
 /// tile of the group before the next layer starts, so a layer's weight (1 MB at width 512), read
 /// from L3 or memory for the group's first tile, is still in L2 for the others (where L2 holds
-/// it), instead of being read again for every tile. Each tile's products are the same `gemm`
-/// calls whatever the group, so grouping changes no bits. On 4,096 rows at 512×4 on the
+/// it), instead of being read again for every tile. A row's products do not depend on the
+/// rows computed with it, so grouping changes no bits. On 4,096 rows at 512×4 on the
 /// development machine (then with 32-row tiles), groups of 8–64 tiles ran 1.03–1.23× faster than
 /// tile by tile (alternating calls in one process, BENCHMARKS.md).
 const TILE_GROUP: usize = 16;
@@ -176,8 +176,9 @@ fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// preconditioning, Karras et al. 2022, Table 1) evaluated on the host from a copy of a
 /// [`DiffusionPrior`]'s weights: the same arithmetic in f32, organised for CPU inference.
 ///
-/// - Every layer is a GEMM over fixed 64-row tiles of the batch (the `gemm` crate's AVX-512/AVX2
-///   kernels), with biases and residual additions fused into the product. Threads come from
+/// - Every layer is one product over tiles of up to 64 rows of the batch, through a
+///   register-blocked kernel on the weight packed once (`diff4steer_index::column_panels`), with
+///   biases and residual additions fused into the product. Threads come from
 ///   rayon's pool unless [`FastPrior::with_threads`] says otherwise: a large batch spreads its
 ///   tiles over them; a small one (a single query's 64 rows) splits each product by the weight's
 ///   column panels instead, so each core streams only its share of the weights.
