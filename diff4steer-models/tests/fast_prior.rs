@@ -259,6 +259,42 @@ fn a_query_gets_the_same_bits_alone_in_any_batch_and_with_any_thread_count() {
 }
 
 #[test]
+fn concurrent_callers_of_one_prior_get_the_bits_each_gets_alone() {
+    // Six callers share one prior on a two-thread pool: while two or more calls are in progress
+    // they keep to their own threads instead of splitting products, which must change no bits.
+    let burn_prior = prior();
+    let sigmas = karras(4, 0.002, 80.0, 7.0).unwrap();
+    let sampler = FastSampler::new(SamplerKind::Heun, sigmas, 2.0).unwrap();
+    let fast = FastPrior::from_prior(&burn_prior).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let queries = values(6 * QUERY, 9, 1.0);
+    let sample = |i: usize| {
+        let query = &queries[i * QUERY..(i + 1) * QUERY];
+        pool.install(|| {
+            sampler
+                .sample(&fast, query, 16, i as u64, &mut FastScratch::default())
+                .unwrap()
+        })
+    };
+    let alone: Vec<Vec<f32>> = (0..6).map(sample).collect();
+    for _round in 0..3 {
+        let together: Vec<Vec<f32>> = std::thread::scope(|scope| {
+            let callers: Vec<_> = (0..6).map(|i| scope.spawn(move || sample(i))).collect();
+            callers.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        for (i, (alone, together)) in alone.iter().zip(&together).enumerate() {
+            assert!(
+                bits(alone) == bits(together),
+                "caller {i}: concurrent bits differ from alone"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_trajectory_wide_condition_table_gives_the_bits_of_per_evaluation_conditioning() {
     let fast = FastPrior::from_prior(&prior()).unwrap();
     let queries = values(3 * QUERY, 9, 1.0);

@@ -65,6 +65,7 @@ impl<B: Backend> Denoiser<B> for FastPrior {
             .collect();
 
         let mut out = vec![0.0f32; rows * dim];
+        let _call = self.enter_call();
         self.denoise_into(
             &x,
             &row_condition,

@@ -1,6 +1,9 @@
 //! [`FastPrior`]: the trained diffusion prior's forward pass on the host, with one GEMM per layer
 //! over the whole batch and the conditioning path computed once per distinct condition.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use burn::tensor::backend::Backend;
 use diff4steer_core::tensor_util::to_host_f32;
 use diff4steer_core::TargetScaling;
@@ -189,6 +192,12 @@ fn sized(buffer: &mut Vec<f32>, len: usize) -> &mut [f32] {
 ///   removes more than half of the multiply–adds of a batch. A sampler that knows its σ grid
 ///   computes the whole trajectory's conditioning at once ([`ConditionTable`]).
 /// - Buffers live in a [`FastScratch`] that samplers keep across steps.
+/// - Concurrent callers: while at least as many calls are in progress on a prior (and its clones)
+///   as the pool has threads, each call runs on its calling thread instead of splitting its
+///   products. Each caller then keeps one thread busy, where splitting had a thread that waits
+///   inside one caller's split pick up another caller's whole evaluation (rayon steals while
+///   joining), so that some callers waited several times as long as the others. The bits are the
+///   same either way.
 ///
 /// It agrees with the burn model to 1e-5 (tests/fast_prior.rs) and implements
 /// [`Denoiser`](diff4steer_core::Denoiser) for every backend, so samplers, guidance and steering
@@ -212,6 +221,21 @@ pub struct FastPrior {
     null_query: Vec<f32>,
     target_scaling: Option<TargetScaling>,
     threads: Threads,
+    /// Calls in progress (trajectories of [`FastSampler`](super::FastSampler), evaluations through
+    /// the [`Denoiser`](diff4steer_core::Denoiser) trait, scorer calls), shared by clones.
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// One call on a [`FastPrior`] in progress (see [`FastPrior::enter_call`]): counted while it
+/// lives.
+pub(crate) struct CallInFlight<'a> {
+    counter: &'a AtomicUsize,
+}
+
+impl Drop for CallInFlight<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl FastPrior {
@@ -246,6 +270,7 @@ impl FastPrior {
             null_query: to_host_f32(prior.null_query.val())?,
             target_scaling: prior.target_scaling.clone(),
             threads: Threads::Pool,
+            in_flight: Arc::default(),
         })
     }
 
@@ -259,6 +284,25 @@ impl FastPrior {
     pub fn with_threads(mut self, threads: Threads) -> Self {
         self.threads = threads;
         self
+    }
+
+    /// Counts a caller's use of the prior — a whole trajectory, one evaluation or one scoring —
+    /// until the returned guard is dropped (see [`threads_now`](Self::threads_now)).
+    pub(crate) fn enter_call(&self) -> CallInFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        CallInFlight {
+            counter: &self.in_flight,
+        }
+    }
+
+    /// The threads the next pass may use: [`FastPrior::with_threads`]'s choice, except that while
+    /// there is a call in progress for every thread of the pool, each keeps to its own thread.
+    fn threads_now(&self) -> Threads {
+        if self.in_flight.load(Ordering::Relaxed) < rayon::current_num_threads() {
+            self.threads
+        } else {
+            Threads::Single
+        }
     }
 
     /// Every parameter with a stable name and its shape, in the layout the forward pass uses
@@ -407,7 +451,7 @@ impl FastPrior {
             scratch.tiles.resize_with(tiles, TileScratch::default);
         }
         let tiles_scratch = &mut scratch.tiles[..tiles];
-        let pool = self.threads == Threads::Pool;
+        let pool = self.threads_now() == Threads::Pool;
         if pool && tiles < rayon::current_num_threads() {
             // Too few tiles to keep every thread busy: every product of the tiles is split by
             // the weight's column panels, and every element-wise pass by rows, over the pool.
@@ -631,12 +675,11 @@ impl FastPrior {
             query_input.forward(queries, offset, false, Threads::Single);
         }
         silu_in_place(vector);
+        let threads = self.threads_now();
         table.film.resize(self.blocks.len(), Vec::new());
         for (block, film) in self.blocks.iter().zip(table.film.iter_mut()) {
             let film = sized(film, n * 2 * self.width);
-            block
-                .film
-                .forward(&scratch.condition, film, false, self.threads);
+            block.film.forward(&scratch.condition, film, false, threads);
         }
     }
 }

@@ -133,6 +133,8 @@ impl FastSampler {
         scratch: &mut FastScratch,
     ) -> Result<Vec<f32>> {
         let n = check_queries(queries, prior.query_dim(), seeds_per_query)?;
+        // Counted as one call for the whole trajectory (see `FastPrior`'s concurrent callers).
+        let _call = prior.enter_call();
         let rows = n * seeds_per_query;
         let dim = prior.target_dim();
         let sigma_max = self.sigmas.sigma_max() as f32;
