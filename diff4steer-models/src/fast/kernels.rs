@@ -8,8 +8,8 @@ use pulp::{Simd, WithSimd};
 
 use super::layers::LAYER_NORM_EPSILON as EPSILON;
 
-/// Layer norm of every row, then SiLU when `then_silu` (see [`layer_norm_rows`]).
-pub(crate) struct LayerNormKernel<'a> {
+/// Layer norm of every row, then SiLU (see [`layer_norm_silu_rows`]).
+pub(crate) struct LayerNormSiluKernel<'a> {
     /// `[rows, width]`, the rows to normalise.
     pub input: &'a [f32],
     /// `[rows, width]`, written.
@@ -18,24 +18,21 @@ pub(crate) struct LayerNormKernel<'a> {
     pub gamma: &'a [f32],
     /// β, `width` values.
     pub beta: &'a [f32],
-    /// Whether SiLU follows.
-    pub then_silu: bool,
 }
 
-impl WithSimd for LayerNormKernel<'_> {
+impl WithSimd for LayerNormSiluKernel<'_> {
     type Output = ();
 
     #[inline(always)]
     fn with_simd<S: Simd>(self, _simd: S) {
         let width = self.gamma.len();
-        layer_norm_rows(
+        layer_norm_silu_rows(
             self.input,
             self.output,
             width,
             self.gamma,
             self.beta,
             EPSILON,
-            self.then_silu,
         );
     }
 }
@@ -153,32 +150,24 @@ fn normalise(v: f32, (mean, inv_std): (f32, f32), (gamma, beta): (f32, f32)) -> 
 }
 
 /// Row-wise layer normalisation (Ba et al. 2016), y = (x − μ)/√(σ² + ε)·γ + β with the biased
-/// variance, as burn's `LayerNorm`, from `input` to `output` (both `[rows, width]` row-major),
-/// with SiLU after it when `then_silu` (in the same pass).
+/// variance, as burn's `LayerNorm`, then SiLU in the same pass, from `input` to `output` (both
+/// `[rows, width]` row-major): the pre-activation of each residual branch and of the output.
 #[inline(always)]
-pub(crate) fn layer_norm_rows(
+pub(crate) fn layer_norm_silu_rows(
     input: &[f32],
     output: &mut [f32],
     width: usize,
     gamma: &[f32],
     beta: &[f32],
     epsilon: f32,
-    then_silu: bool,
 ) {
     for (row, out) in input
         .chunks_exact(width)
         .zip(output.chunks_exact_mut(width))
     {
         let (mean, inv_std) = row_moments(row, epsilon);
-        let normalised = out.iter_mut().zip(row).zip(gamma).zip(beta);
-        if then_silu {
-            for (((o, v), g), b) in normalised {
-                *o = silu(normalise(*v, (mean, inv_std), (*g, *b)));
-            }
-        } else {
-            for (((o, v), g), b) in normalised {
-                *o = normalise(*v, (mean, inv_std), (*g, *b));
-            }
+        for (((o, v), g), b) in out.iter_mut().zip(row).zip(gamma).zip(beta) {
+            *o = silu(normalise(*v, (mean, inv_std), (*g, *b)));
         }
     }
 }
@@ -272,7 +261,7 @@ mod tests {
         let gamma: Vec<f32> = (0..width).map(|i| 0.5 + i as f32 * 0.1).collect();
         let beta: Vec<f32> = (0..width).map(|i| i as f32 * -0.05).collect();
         let mut normed = vec![f32::NAN; values.len()];
-        layer_norm_rows(&values, &mut normed, width, &gamma, &beta, 1e-5, true);
+        layer_norm_silu_rows(&values, &mut normed, width, &gamma, &beta, 1e-5);
         for (row, out) in values.chunks(width).zip(normed.chunks(width)) {
             let mean: f64 = row.iter().map(|&v| v as f64).sum::<f64>() / width as f64;
             let var: f64 =

@@ -9,7 +9,7 @@ use diff4steer_index::dense::Threads;
 
 use pulp::Arch;
 
-use super::kernels::LayerNormKernel;
+use super::kernels::LayerNormSiluKernel;
 use crate::Result;
 
 /// burn's `LayerNormConfig` default ε, which every norm of the prior uses.
@@ -113,14 +113,13 @@ impl HostLayerNorm {
         Ok(Self { gamma, beta })
     }
 
-    /// `output` ← LN(`input`) row by row (both `[rows, width]`), then SiLU when `then_silu`.
-    pub fn forward(&self, input: &[f32], output: &mut [f32], then_silu: bool) {
-        Arch::new().dispatch(LayerNormKernel {
+    /// `output` ← SiLU(LN(`input`)) row by row (both `[rows, width]`).
+    pub fn forward_then_silu(&self, input: &[f32], output: &mut [f32]) {
+        Arch::new().dispatch(LayerNormSiluKernel {
             input,
             output,
             gamma: &self.gamma,
             beta: &self.beta,
-            then_silu,
         });
     }
 }

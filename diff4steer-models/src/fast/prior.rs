@@ -161,11 +161,7 @@ fn norm_then_silu(
     threads: Threads,
 ) {
     for_rows(branch, width, threads, |first, rows| {
-        norm.forward(
-            &hidden[first * width..first * width + rows.len()],
-            rows,
-            true,
-        );
+        norm.forward_then_silu(&hidden[first * width..first * width + rows.len()], rows);
     });
 }
 

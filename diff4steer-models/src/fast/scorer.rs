@@ -186,9 +186,10 @@ impl ImplicitClassifier {
             })
             .collect();
         let mut denoised = vec![0.0f32; x.len()];
-        let call = prior.enter_call();
-        prior.denoise_into(&x, &row_condition, &conditions, &mut denoised, scratch);
-        drop(call);
+        {
+            let _call = prior.enter_call();
+            prior.denoise_into(&x, &row_condition, &conditions, &mut denoised, scratch);
+        }
         let half = m * n * t;
         let error = |d: &[f32], c: &[f32]| -> f64 {
             d.iter()
